@@ -1,0 +1,52 @@
+/*
+ * wm_util.h - small helpers shared by every module: addresses, CIDRs,
+ * sizes and durations as the config file and the control socket spell them.
+ */
+#ifndef WM_COMMON_WM_UTIL_H
+#define WM_COMMON_WM_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define WM_ADDRSTRLEN 64 /* "[v6 address]:port" plus NUL */
+
+/* A numeric socket address, IPv4 or IPv6, with a port. */
+struct wm_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+/* A network prefix: family AF_INET or AF_INET6, address bytes, length. */
+struct wm_cidr {
+	int family;
+	uint8_t addr[16];
+	unsigned prefix;
+};
+
+/*
+ * Parses "1.2.3.4:80", "[::1]:80", "*:80" (any IPv4) or "[::]:80".
+ * Numeric only: no name resolution. Returns 0 or WM_ERR_INVAL.
+ */
+int wm_addr_parse(const char *s, struct wm_addr *out);
+/* Formats an address as wm_addr_parse reads it; returns buf. */
+const char *wm_addr_format(const struct sockaddr *sa, char *buf, size_t len);
+/* Parses "10.0.0.0/8", "fd00::/8", or a bare address (full length). */
+int wm_cidr_parse(const char *s, struct wm_cidr *out);
+/* Formats a prefix as "addr/len"; returns buf. */
+const char *wm_cidr_format(const struct wm_cidr *c, char *buf, size_t len);
+/* True if sa (AF_INET or AF_INET6; v4-mapped v6 counts as v4) is inside c. */
+bool wm_cidr_match(const struct wm_cidr *c, const struct sockaddr *sa);
+/* True if sa is inside any of the n prefixes. */
+bool wm_cidr_match_any(const struct wm_cidr *c, size_t n,
+    const struct sockaddr *sa);
+/* Parses "512", "64k", "8m", "1g" (powers of 1024). Returns 0 or WM_ERR_INVAL. */
+int wm_size_parse(const char *s, uint64_t *out);
+/* Parses "250", "250ms", "30s", "5m" into milliseconds (bare = seconds). */
+int wm_duration_parse(const char *s, uint64_t *out_ms);
+/* Monotonic clock in milliseconds / microseconds. */
+uint64_t wm_now_ms(void);
+uint64_t wm_now_us(void);
+
+#endif
