@@ -1,0 +1,186 @@
+/*
+ * gw.h - the daemon's state, shared by gateway/ modules (internal).
+ *
+ * One event loop; no threads. The configuration in force is gw->conf;
+ * objects that must outlive a reload (peers, running migrations) copy
+ * what they need from it or look it up again by name.
+ */
+#ifndef WM_GATEWAY_GW_H
+#define WM_GATEWAY_GW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <json-c/json.h>
+#include <openssl/ssl.h>
+
+#include "conf.h"
+#include "wan.h"
+#include "wm_util.h"
+
+/* Exit codes of wanmigd (sysexits.h values where one fits). */
+#define GW_EXIT_OK 0
+#define GW_EXIT_FORCED 1       /* stopped, but migrations had to be cut */
+#define GW_EXIT_USAGE 64
+#define GW_EXIT_UNAVAILABLE 69 /* cannot listen on a configured address */
+#define GW_EXIT_SOFTWARE 70
+#define GW_EXIT_CONFIG 78      /* invalid configuration or certificates */
+
+#define GW_HISTORY 32          /* finished migrations kept for status */
+#define GW_CONNECT_TIMEOUT_S 10
+#define GW_DIAL_BACKOFF_MIN_MS 500
+#define GW_DIAL_BACKOFF_MAX_MS 30000
+
+struct gw;
+struct gw_peer;
+struct gw_mig;
+
+/* One TLS connection of a peer (dialled or accepted). */
+struct gw_link {
+	TAILQ_ENTRY(gw_link) entry;
+	struct gw *gw;
+	struct gw_peer *peer;       /* NULL until the certificate named it */
+	struct wan_link *wl;        /* NULL once down */
+	bool dialled;
+	char remote[WM_ADDRSTRLEN];
+};
+TAILQ_HEAD(gw_link_list, gw_link);
+
+struct gw_peer {
+	TAILQ_ENTRY(gw_peer) entry;
+	struct gw *gw;
+	char name[CONF_NAME_MAX];
+	bool removed;               /* gone from the config: no new work */
+	struct gw_link_list links;
+	struct gw_link *dialling;   /* our dialled link, up or in progress */
+	struct event *dial_timer;
+	uint64_t backoff_ms;
+	uint64_t bytes_sent, bytes_received; /* of links already gone */
+	uint64_t connects, disconnects;
+	char last_error[256];
+};
+TAILQ_HEAD(gw_peer_list, gw_peer);
+
+struct gw_route {
+	TAILQ_ENTRY(gw_route) entry;
+	struct gw *gw;
+	char name[CONF_NAME_MAX];
+	struct wm_addr listen;
+	struct evconnlistener *lev;
+	bool seen;                  /* reload bookkeeping */
+};
+TAILQ_HEAD(gw_route_list, gw_route);
+
+enum gw_mig_state {
+	GW_MIG_ACTIVE,
+	GW_MIG_COMPLETED,
+	GW_MIG_FAILED,
+};
+
+/* One hypervisor connection of a migration. */
+struct gw_stream {
+	TAILQ_ENTRY(gw_stream) entry;
+	struct gw_mig *mig;
+	struct wan_stream *ws;      /* NULL once closed */
+	struct bufferevent *connecting; /* inbound: connect in progress */
+	bool attached;              /* inbound: connected to the target */
+	uint16_t index;
+};
+TAILQ_HEAD(gw_stream_list, gw_stream);
+
+struct gw_mig {
+	TAILQ_ENTRY(gw_mig) entry;
+	struct gw *gw;
+	uint64_t id;                /* ours, unique in this daemon's life */
+	uint64_t remote_id;         /* inbound: the sending gateway's id */
+	bool inbound;               /* we deliver to a destination QEMU */
+	char route[CONF_NAME_MAX];
+	char peer[CONF_NAME_MAX];
+	char source[WM_ADDRSTRLEN]; /* outbound: the source hypervisor */
+	char target[WM_ADDRSTRLEN]; /* destination QEMU's address */
+	struct wm_addr source_addr;
+	struct wm_addr target_addr;
+	struct gw_link *link;       /* every stream of it rides this link */
+	enum gw_mig_state state;
+	char error[256];
+	time_t started_wall;
+	uint64_t started_ms, ended_ms;
+	struct gw_stream_list streams;
+	uint16_t nstreams;          /* ever opened */
+	bool connect_busy;          /* inbound: one connect at a time */
+	/* Totals of streams already closed; live ones are summed on demand. */
+	uint64_t bytes_fwd, bytes_ret, bytes_wan;
+};
+TAILQ_HEAD(gw_mig_list, gw_mig);
+
+struct gw {
+	struct event_base *base;
+	struct conf *conf;
+	char conf_path[PATH_MAX];
+	SSL_CTX *tls;
+	struct evconnlistener *wan_lev;
+	struct wm_addr wan_listen;
+	struct evconnlistener *ctl_lev;
+	char ctl_path[PATH_MAX];
+	struct gw_peer_list peers;
+	struct gw_link_list pending;   /* accepted, not yet identified */
+	struct gw_route_list routes;
+	struct gw_mig_list migs;       /* active first, then history */
+	unsigned nhistory;
+	uint64_t next_mig_id;
+	bool stopping;
+	uint64_t stop_deadline_ms;
+	struct event *stop_timer;
+	int exit_code;
+	time_t started_wall;
+	uint64_t mig_completed, mig_failed;
+};
+
+/* gw_peer.c */
+int gw_peers_apply(struct gw *gw);          /* (re)create from gw->conf */
+int gw_wan_listen(struct gw *gw);
+void gw_peers_free(struct gw *gw);
+struct gw_peer *gw_peer_find(struct gw *gw, const char *name);
+/* A ready link to the peer (dialled preferred), or NULL. */
+struct gw_link *gw_peer_link(struct gw_peer *p);
+bool gw_peer_connected(struct gw_peer *p);
+
+/* gw_route.c */
+int gw_routes_apply(struct gw *gw);
+void gw_routes_free(struct gw *gw);
+
+/* gw_mig.c */
+/* A hypervisor connected to a route: start or join a migration. */
+void gw_mig_accept(struct gw *gw, struct gw_route *r, evutil_socket_t fd,
+    const struct sockaddr *sa, int salen);
+/* The peer on link gl opened stream ws (see wan_link_cbs.open). */
+int gw_mig_remote_open(struct gw_link *gl, struct wan_stream *ws,
+    const struct wan_open *o, char *why, size_t whylen);
+size_t gw_mig_active_count(struct gw *gw);
+/* Resets every active migration (fail closed) with the reason given. */
+void gw_mig_abort_all(struct gw *gw, const char *why);
+void gw_migs_free(struct gw *gw);
+const char *gw_mig_state_name(enum gw_mig_state s);
+/* Byte counters of a migration, live streams included: raw bytes source to
+ * destination, raw bytes of the return path, tunnel bytes both ways. */
+void gw_mig_totals(const struct gw_mig *m, uint64_t *fwd, uint64_t *ret,
+    uint64_t *wan);
+
+/* gw_ctl.c */
+int gw_ctl_listen(struct gw *gw);
+void gw_ctl_close(struct gw *gw);
+/* The status document served to `wanmig status` (caller owns it). */
+struct json_object *gw_status_json(struct gw *gw);
+
+/* gw_main.c */
+/* Re-reads the config file and applies it; running migrations go on. */
+int gw_reload(struct gw *gw);
+/* Sets TCP_NODELAY and keepalive on a TCP socket. */
+void gw_tune_tcp(evutil_socket_t fd);
+
+#endif

@@ -1,0 +1,510 @@
+/*
+ * gw_mig.c - migrations: the hypervisor connections of one live migration,
+ * relayed as streams over one peer link.
+ *
+ * Outbound (source site): every connection a source hypervisor opens to a
+ * route while one of its migrations is active joins that migration (QEMU's
+ * multifd channels), numbered in arrival order, all on the same link.
+ *
+ * Inbound (destination site): the far gateway connects to the target in
+ * exactly that order, one connect at a time, because QEMU 7.2 takes the
+ * first connection it accepts as the main channel.
+ *
+ * Fail closed: when one stream of a migration is reset, every other stream
+ * of it is reset too, at both sites, so neither QEMU can mistake a partial
+ * migration for a finished one; the source VM keeps running.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw.h"
+#include "wm_log.h"
+
+static void mig_connect_next(struct gw_mig *m);
+
+const char *
+gw_mig_state_name(enum gw_mig_state s)
+{
+	switch (s) {
+	case GW_MIG_ACTIVE:
+		return "active";
+	case GW_MIG_COMPLETED:
+		return "completed";
+	case GW_MIG_FAILED:
+		return "failed";
+	}
+	return "unknown";
+}
+
+static bool
+same_host(const struct wm_addr *a, const struct sockaddr *sa)
+{
+	const struct sockaddr *x = (const struct sockaddr *)&a->ss;
+
+	if (x->sa_family != sa->sa_family)
+		return false;
+	if (sa->sa_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)x)->sin_addr,
+		    &((const struct sockaddr_in *)sa)->sin_addr,
+		    sizeof(struct in_addr)) == 0;
+	return memcmp(&((const struct sockaddr_in6 *)x)->sin6_addr,
+	    &((const struct sockaddr_in6 *)sa)->sin6_addr,
+	    sizeof(struct in6_addr)) == 0;
+}
+
+static void
+reset_fd(evutil_socket_t fd)
+{
+	struct linger lg = { 1, 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	evutil_closesocket(fd);
+}
+
+/* Keeps at most GW_HISTORY finished migrations. */
+static void
+history_trim(struct gw *gw)
+{
+	struct gw_mig *m, *prev;
+
+	for (m = TAILQ_LAST(&gw->migs, gw_mig_list);
+	    m != NULL && gw->nhistory > GW_HISTORY; m = prev) {
+		prev = TAILQ_PREV(m, gw_mig_list, entry);
+		if (m->state == GW_MIG_ACTIVE)
+			continue;
+		TAILQ_REMOVE(&gw->migs, m, entry);
+		gw->nhistory--;
+		free(m);
+	}
+}
+
+static struct gw_mig *
+mig_new(struct gw *gw, bool inbound, const char *route, const char *peer)
+{
+	struct gw_mig *m = calloc(1, sizeof(*m));
+
+	if (m == NULL)
+		return NULL;
+	m->gw = gw;
+	m->id = ++gw->next_mig_id;
+	m->inbound = inbound;
+	snprintf(m->route, sizeof(m->route), "%s", route);
+	snprintf(m->peer, sizeof(m->peer), "%s", peer);
+	m->state = GW_MIG_ACTIVE;
+	m->started_wall = time(NULL);
+	m->started_ms = wm_now_ms();
+	TAILQ_INIT(&m->streams);
+	TAILQ_INSERT_HEAD(&gw->migs, m, entry);
+	return m;
+}
+
+/* Sums the byte counters of a migration, live streams included. */
+static void
+mig_totals(const struct gw_mig *m, uint64_t *fwd, uint64_t *ret, uint64_t *wan)
+{
+	const struct gw_stream *gs;
+
+	*fwd = m->bytes_fwd;
+	*ret = m->bytes_ret;
+	*wan = m->bytes_wan;
+	TAILQ_FOREACH(gs, &m->streams, entry) {
+		const struct wan_stream_stats *st;
+
+		if (gs->ws == NULL)
+			continue;
+		st = wan_stream_get_stats(gs->ws);
+		*fwd += m->inbound ? st->local_out : st->local_in;
+		*ret += m->inbound ? st->local_in : st->local_out;
+		*wan += st->wan_out + st->wan_in;
+	}
+}
+
+static void
+mig_finish_if_empty(struct gw_mig *m)
+{
+	struct gw *gw = m->gw;
+	uint64_t fwd, ret, wan;
+	double secs;
+
+	if (!TAILQ_EMPTY(&m->streams))
+		return;
+	if (m->state == GW_MIG_ACTIVE)
+		m->state = GW_MIG_COMPLETED;
+	m->ended_ms = wm_now_ms();
+	m->link = NULL;
+	mig_totals(m, &fwd, &ret, &wan);
+	secs = (double)(m->ended_ms - m->started_ms) / 1000.0;
+	if (m->state == GW_MIG_COMPLETED) {
+		gw->mig_completed++;
+		log_info("migration %" PRIu64 " (%s %s, %s -> %s): completed in "
+		    "%.1f s, %" PRIu64 " bytes forward, %" PRIu64 " back, %"
+		    PRIu64 " on the WAN", m->id, m->inbound ? "from" : "to",
+		    m->peer, m->inbound ? m->peer : m->source, m->target, secs,
+		    fwd, ret, wan);
+	} else {
+		gw->mig_failed++;
+		log_warnx("migration %" PRIu64 " (%s %s, %s -> %s): failed after "
+		    "%.1f s: %s", m->id, m->inbound ? "from" : "to", m->peer,
+		    m->inbound ? m->peer : m->source, m->target, secs, m->error);
+	}
+	/* Finished migrations move behind the active ones, newest first. */
+	TAILQ_REMOVE(&gw->migs, m, entry);
+	{
+		struct gw_mig *x;
+
+		TAILQ_FOREACH(x, &gw->migs, entry)
+			if (x->state != GW_MIG_ACTIVE)
+				break;
+		if (x != NULL)
+			TAILQ_INSERT_BEFORE(x, m, entry);
+		else
+			TAILQ_INSERT_TAIL(&gw->migs, m, entry);
+	}
+	gw->nhistory++;
+	history_trim(gw);
+}
+
+/* Fails a migration: every stream of it is reset at both ends. */
+static void
+mig_fail(struct gw_mig *m, const char *why)
+{
+	struct gw_stream *gs;
+
+	if (m->state != GW_MIG_ACTIVE)
+		return;
+	m->state = GW_MIG_FAILED;
+	snprintf(m->error, sizeof(m->error), "%s", why);
+	/* Each reset runs stream_closed(), which unlinks gs; the last one
+	 * finishes (and may free) m, so look at the list before each turn. */
+	while ((gs = TAILQ_FIRST(&m->streams)) != NULL) {
+		if (TAILQ_NEXT(gs, entry) == NULL) {
+			wan_stream_reset(gs->ws, WAN_RST_ERROR, why);
+			return;
+		}
+		wan_stream_reset(gs->ws, WAN_RST_ERROR, why);
+	}
+}
+
+static void
+stream_closed(struct wan_stream *ws, enum wan_close_how how, const char *why,
+    void *arg)
+{
+	struct gw_stream *gs = arg;
+	struct gw_mig *m = gs->mig;
+	const struct wan_stream_stats *st = wan_stream_get_stats(ws);
+
+	m->bytes_fwd += m->inbound ? st->local_out : st->local_in;
+	m->bytes_ret += m->inbound ? st->local_in : st->local_out;
+	m->bytes_wan += st->wan_out + st->wan_in;
+	if (gs->connecting != NULL) {
+		bufferevent_free(gs->connecting);
+		gs->connecting = NULL;
+		m->connect_busy = false;
+	}
+	gs->ws = NULL;
+	TAILQ_REMOVE(&m->streams, gs, entry);
+	log_debug("migration %" PRIu64 " stream %u: %s (%s)", m->id,
+	    (unsigned)gs->index, how == WAN_CLOSED_CLEAN ? "closed" : "reset", why);
+	free(gs);
+	if (how == WAN_CLOSED_RESET && m->state == GW_MIG_ACTIVE) {
+		char reason[300];
+
+		snprintf(reason, sizeof(reason), "%s", why);
+		mig_fail(m, reason);
+		return;
+	}
+	mig_finish_if_empty(m);
+	if (m->inbound && m->state == GW_MIG_ACTIVE)
+		mig_connect_next(m);
+}
+
+static const struct wan_stream_cbs stream_cbs = { .closed = stream_closed };
+
+static struct gw_stream *
+stream_new(struct gw_mig *m)
+{
+	struct gw_stream *gs = calloc(1, sizeof(*gs));
+
+	if (gs == NULL)
+		return NULL;
+	gs->mig = m;
+	gs->index = m->nstreams++;
+	TAILQ_INSERT_TAIL(&m->streams, gs, entry);
+	return gs;
+}
+
+/* ---- outbound ---------------------------------------------------------- */
+
+void
+gw_mig_accept(struct gw *gw, struct gw_route *r, evutil_socket_t fd,
+    const struct sockaddr *sa, int salen)
+{
+	const struct conf_route *cr = conf_route_find(gw->conf, r->name);
+	struct gw_peer *peer = gw_peer_find(gw, cr->peer);
+	struct gw_link *gl = peer ? gw_peer_link(peer) : NULL;
+	struct gw_mig *m;
+	struct gw_stream *gs;
+	struct bufferevent *bev;
+	struct wan_open o;
+	char src[WM_ADDRSTRLEN];
+
+	(void)salen;
+	wm_addr_format(sa, src, sizeof(src));
+	TAILQ_FOREACH(m, &gw->migs, entry) {
+		if (m->state != GW_MIG_ACTIVE)
+			break;
+		if (!m->inbound && strcmp(m->route, r->name) == 0 &&
+		    same_host(&m->source_addr, sa) && m->link != NULL &&
+		    m->link->wl != NULL)
+			break;
+	}
+	if (m != NULL && m->state != GW_MIG_ACTIVE)
+		m = NULL;
+	if (m == NULL) {
+		if (gl == NULL) {
+			log_warnx("route %s: connection from %s refused: peer %s "
+			    "is not connected", r->name, src, cr->peer);
+			reset_fd(fd);
+			return;
+		}
+		m = mig_new(gw, false, r->name, cr->peer);
+		if (m == NULL) {
+			reset_fd(fd);
+			return;
+		}
+		m->link = gl;
+		memcpy(&m->source_addr.ss, sa, (size_t)salen);
+		m->source_addr.len = (socklen_t)salen;
+		snprintf(m->source, sizeof(m->source), "%s", src);
+		m->target_addr = cr->target;
+		wm_addr_format((const struct sockaddr *)&cr->target.ss, m->target,
+		    sizeof(m->target));
+		log_info("migration %" PRIu64 ": %s -> route %s -> peer %s -> %s",
+		    m->id, src, r->name, cr->peer, m->target);
+	}
+	gs = stream_new(m);
+	if (gs == NULL) {
+		reset_fd(fd);
+		mig_fail(m, "out of memory");
+		return;
+	}
+	gw_tune_tcp(fd);
+	bev = bufferevent_socket_new(gw->base, fd,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	memset(&o, 0, sizeof(o));
+	o.migration = m->id;
+	o.index = gs->index;
+	snprintf(o.route, sizeof(o.route), "%s", r->name);
+	snprintf(o.target, sizeof(o.target), "%s", m->target);
+	gs->ws = bev ? wan_stream_open(m->link->wl, bev, &o, &stream_cbs, gs) : NULL;
+	if (gs->ws == NULL) {
+		if (bev == NULL)
+			reset_fd(fd);
+		TAILQ_REMOVE(&m->streams, gs, entry);
+		free(gs);
+		if (TAILQ_EMPTY(&m->streams)) {
+			m->state = GW_MIG_FAILED;
+			snprintf(m->error, sizeof(m->error), "cannot open a stream");
+			mig_finish_if_empty(m);
+		} else {
+			mig_fail(m, "cannot open a stream");
+		}
+		return;
+	}
+	if (gs->index > 0)
+		log_info("migration %" PRIu64 ": connection %u from %s",
+		    m->id, (unsigned)gs->index, src);
+}
+
+/* ---- inbound ----------------------------------------------------------- */
+
+static void
+connect_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct gw_stream *gs = arg;
+	struct gw_mig *m = gs->mig;
+	char why[300];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		gw_tune_tcp(bufferevent_getfd(bev));
+		bufferevent_set_timeouts(bev, NULL, NULL);
+		gs->connecting = NULL;
+		gs->attached = true;
+		m->connect_busy = false;
+		log_debug("migration %" PRIu64 " stream %u: connected to %s",
+		    m->id, (unsigned)gs->index, m->target);
+		wan_stream_attach(gs->ws, bev);
+		/* attach may have ended the stream and the migration */
+		return;
+	}
+	snprintf(why, sizeof(why), "connect to %s: %s", m->target,
+	    (what & BEV_EVENT_TIMEOUT) ? "timed out" :
+	    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	log_warnx("migration %" PRIu64 ": %s", m->id, why);
+	wan_stream_reset(gs->ws, WAN_RST_REFUSED, why);
+}
+
+/* Connects the next stream of the migration once the previous one is up. */
+static void
+mig_connect_next(struct gw_mig *m)
+{
+	struct gw *gw = m->gw;
+	struct gw_stream *gs;
+	struct timeval tv = { GW_CONNECT_TIMEOUT_S, 0 };
+	struct bufferevent *bev;
+
+	if (m->connect_busy || m->state != GW_MIG_ACTIVE)
+		return;
+	TAILQ_FOREACH(gs, &m->streams, entry)
+		if (!gs->attached)
+			break;
+	if (gs == NULL)
+		return;
+	bev = bufferevent_socket_new(gw->base, -1,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL) {
+		wan_stream_reset(gs->ws, WAN_RST_REFUSED, "out of memory");
+		return;
+	}
+	bufferevent_setcb(bev, NULL, NULL, connect_eventcb, gs);
+	bufferevent_set_timeouts(bev, NULL, &tv);
+	gs->connecting = bev;
+	m->connect_busy = true;
+	if (bufferevent_socket_connect(bev,
+	    (const struct sockaddr *)&m->target_addr.ss,
+	    (int)m->target_addr.len) != 0) {
+		char why[300];
+
+		snprintf(why, sizeof(why), "connect to %s: %s", m->target,
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		log_warnx("migration %" PRIu64 ": %s", m->id, why);
+		wan_stream_reset(gs->ws, WAN_RST_REFUSED, why);
+	}
+}
+
+int
+gw_mig_remote_open(struct gw_link *gl, struct wan_stream *ws,
+    const struct wan_open *o, char *why, size_t whylen)
+{
+	struct gw *gw = gl->gw;
+	struct gw_peer *peer = gl->peer;
+	const struct conf_peer *cp = conf_peer_find(gw->conf, peer->name);
+	struct gw_mig *m;
+	struct gw_stream *gs;
+	struct wm_addr target;
+	char tgt[WM_ADDRSTRLEN];
+
+	if (gw->stopping || peer->removed || cp == NULL) {
+		snprintf(why, whylen, "gateway %s is not accepting migrations",
+		    gw->conf->site.name);
+		return -1;
+	}
+	if (wm_addr_parse(o->target, &target) != 0) {
+		snprintf(why, whylen, "bad target \"%s\"", o->target);
+		log_warnx("peer %s: route %s: %s", peer->name, o->route, why);
+		return -1;
+	}
+	wm_addr_format((const struct sockaddr *)&target.ss, tgt, sizeof(tgt));
+	if (!wm_cidr_match_any(cp->targets, cp->ntargets,
+	    (const struct sockaddr *)&target.ss)) {
+		snprintf(why, whylen, "target %s is not in the targets that "
+		    "site %s allows for peer %s", o->target, gw->conf->site.name,
+		    peer->name);
+		log_warnx("peer %s: route %s: refused: %s", peer->name, o->route,
+		    why);
+		return -1;
+	}
+	TAILQ_FOREACH(m, &gw->migs, entry) {
+		if (m->state != GW_MIG_ACTIVE)
+			break;
+		if (m->inbound && m->link == gl && m->remote_id == o->migration)
+			break;
+	}
+	if (m != NULL && m->state != GW_MIG_ACTIVE)
+		m = NULL;
+	if (m == NULL) {
+		if (o->index != 0) {
+			snprintf(why, whylen, "connection %u of an unknown migration",
+			    (unsigned)o->index);
+			return -1;
+		}
+		m = mig_new(gw, true, o->route, peer->name);
+		if (m == NULL) {
+			snprintf(why, whylen, "out of memory");
+			return -1;
+		}
+		m->remote_id = o->migration;
+		m->link = gl;
+		m->target_addr = target;
+		snprintf(m->target, sizeof(m->target), "%s", tgt);
+		snprintf(m->source, sizeof(m->source), "%s", peer->name);
+		log_info("migration %" PRIu64 ": from peer %s (route %s, their "
+		    "id %" PRIu64 ") -> %s", m->id, peer->name, o->route,
+		    o->migration, o->target);
+	} else if (o->index != m->nstreams || strcmp(tgt, m->target) != 0) {
+		snprintf(why, whylen, "connection %u out of order or to another "
+		    "target", (unsigned)o->index);
+		return -1;
+	}
+	gs = stream_new(m);
+	if (gs == NULL) {
+		snprintf(why, whylen, "out of memory");
+		return -1;
+	}
+	gs->ws = ws;
+	wan_stream_set_cbs(ws, &stream_cbs, gs);
+	mig_connect_next(m);
+	return 0;
+}
+
+/* ---- whole-daemon helpers ---------------------------------------------- */
+
+size_t
+gw_mig_active_count(struct gw *gw)
+{
+	struct gw_mig *m;
+	size_t n = 0;
+
+	TAILQ_FOREACH(m, &gw->migs, entry)
+		if (m->state == GW_MIG_ACTIVE)
+			n++;
+	return n;
+}
+
+void
+gw_mig_abort_all(struct gw *gw, const char *why)
+{
+	struct gw_mig *m;
+
+	/* mig_fail reorders the list; start over after each. */
+	for (;;) {
+		TAILQ_FOREACH(m, &gw->migs, entry)
+			if (m->state == GW_MIG_ACTIVE)
+				break;
+		if (m == NULL)
+			return;
+		mig_fail(m, why);
+	}
+}
+
+void
+gw_migs_free(struct gw *gw)
+{
+	struct gw_mig *m;
+
+	gw_mig_abort_all(gw, "gateway stopped");
+	while ((m = TAILQ_FIRST(&gw->migs)) != NULL) {
+		TAILQ_REMOVE(&gw->migs, m, entry);
+		free(m);
+	}
+}
+
+void
+gw_mig_totals(const struct gw_mig *m, uint64_t *fwd, uint64_t *ret,
+    uint64_t *wan)
+{
+	mig_totals(m, fwd, ret, wan);
+}

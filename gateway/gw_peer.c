@@ -1,0 +1,396 @@
+/*
+ * gw_peer.c - peers: the WAN listener, dialling with backoff, and the
+ * identity check that binds a TLS connection to a configured peer.
+ *
+ * A peer with an address is dialled and re-dialled (backoff from 0.5 s,
+ * doubling, at most 30 s); any peer may also connect to us. Both links
+ * are usable; new migrations prefer the one we dialled.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/bufferevent_ssl.h>
+
+#include "cr_tls.h"
+#include "gw.h"
+#include "wm_log.h"
+
+static void peer_dial(struct gw_peer *p);
+
+struct gw_peer *
+gw_peer_find(struct gw *gw, const char *name)
+{
+	struct gw_peer *p;
+
+	TAILQ_FOREACH(p, &gw->peers, entry)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+struct gw_link *
+gw_peer_link(struct gw_peer *p)
+{
+	struct gw_link *gl, *best = NULL;
+
+	TAILQ_FOREACH(gl, &p->links, entry) {
+		if (gl->wl == NULL || !wan_link_ready(gl->wl))
+			continue;
+		if (best == NULL || (gl->dialled && !best->dialled))
+			best = gl;
+	}
+	return best;
+}
+
+bool
+gw_peer_connected(struct gw_peer *p)
+{
+	return gw_peer_link(p) != NULL;
+}
+
+static void
+dial_schedule(struct gw_peer *p)
+{
+	struct timeval tv;
+
+	if (p->removed || p->gw->stopping)
+		return;
+	tv.tv_sec = (time_t)(p->backoff_ms / 1000);
+	tv.tv_usec = (suseconds_t)(p->backoff_ms % 1000) * 1000;
+	evtimer_add(p->dial_timer, &tv);
+	p->backoff_ms *= 2;
+	if (p->backoff_ms > GW_DIAL_BACKOFF_MAX_MS)
+		p->backoff_ms = GW_DIAL_BACKOFF_MAX_MS;
+}
+
+/* ---- link callbacks ---------------------------------------------------- */
+
+static int
+link_verify(struct wan_link *wl, SSL *ssl, char *why, size_t whylen, void *arg)
+{
+	struct gw_link *gl = arg;
+	struct gw *gw = gl->gw;
+	struct gw_peer *p;
+	char subj[256];
+
+	(void)wl;
+	if (gl->peer != NULL) {
+		/* Dialled: the handshake already checked the name; check
+		 * again, it costs nothing. */
+		if (cr_tls_peer_is(ssl, gl->peer->name))
+			return 0;
+		snprintf(why, whylen, "certificate %s is not peer %s",
+		    cr_tls_peer_subject(ssl, subj, sizeof(subj)), gl->peer->name);
+		return -1;
+	}
+	TAILQ_FOREACH(p, &gw->peers, entry) {
+		if (!p->removed && cr_tls_peer_is(ssl, p->name)) {
+			TAILQ_REMOVE(&gw->pending, gl, entry);
+			gl->peer = p;
+			TAILQ_INSERT_TAIL(&p->links, gl, entry);
+			return 0;
+		}
+	}
+	snprintf(why, whylen, "certificate %s matches no configured peer",
+	    cr_tls_peer_subject(ssl, subj, sizeof(subj)));
+	return -1;
+}
+
+static void
+link_ready(struct wan_link *wl, const struct wan_hello *h, void *arg)
+{
+	struct gw_link *gl = arg;
+	struct gw_peer *p = gl->peer;
+
+	if (strcmp(h->site, p->name) != 0) {
+		log_warnx("peer %s (%s) announces itself as \"%s\"; dropped",
+		    p->name, gl->remote, h->site);
+		wan_link_close(wl, "site name in HELLO does not match certificate");
+		return;
+	}
+	p->connects++;
+	if (gl->dialled)
+		p->backoff_ms = GW_DIAL_BACKOFF_MIN_MS;
+	p->last_error[0] = '\0';
+	log_info("peer %s connected (%s, %s)", p->name, gl->remote,
+	    gl->dialled ? "dialled" : "accepted");
+}
+
+static int
+link_open(struct wan_link *wl, struct wan_stream *ws, const struct wan_open *o,
+    char *why, size_t whylen, void *arg)
+{
+	(void)wl;
+	return gw_mig_remote_open(arg, ws, o, why, whylen);
+}
+
+static void
+link_down(struct wan_link *wl, const char *why, void *arg)
+{
+	struct gw_link *gl = arg;
+	struct gw_peer *p = gl->peer;
+	struct wan_link_stats st;
+
+	wan_link_get_stats(wl, &st);
+	gl->wl = NULL;
+	if (p == NULL) {
+		log_warnx("connection from %s refused: %s", gl->remote, why);
+		TAILQ_REMOVE(&gl->gw->pending, gl, entry);
+		free(gl);
+		return;
+	}
+	p->bytes_sent += st.bytes_sent;
+	p->bytes_received += st.bytes_received;
+	snprintf(p->last_error, sizeof(p->last_error), "%s", why);
+	if (st.up_since_ms != 0) {
+		p->disconnects++;
+		log_warnx("peer %s (%s) disconnected: %s", p->name, gl->remote, why);
+	} else {
+		log_warnx("peer %s (%s): %s", p->name, gl->remote, why);
+	}
+	TAILQ_REMOVE(&p->links, gl, entry);
+	if (p->dialling == gl) {
+		p->dialling = NULL;
+		dial_schedule(p);
+	}
+	free(gl);
+}
+
+static const struct wan_link_cbs link_cbs = {
+	.verify = link_verify,
+	.ready = link_ready,
+	.open = link_open,
+	.down = link_down,
+};
+
+static struct wan_link *
+link_start(struct gw *gw, struct gw_link *gl, struct bufferevent *bev)
+{
+	const struct conf_peer *cp = gl->peer ?
+	    conf_peer_find(gw->conf, gl->peer->name) : NULL;
+	struct wan_link_params lp = {
+		.site = gw->conf->site.name,
+		.window = (uint32_t)gw->conf->site.window,
+		.keepalive_ms = cp ? cp->keepalive_ms : 5000,
+		.timeout_ms = cp ? cp->timeout_ms : 20000,
+		.dialled = gl->dialled,
+	};
+
+	return wan_link_new(gw->base, bev, &lp, &link_cbs, gl);
+}
+
+/* ---- dialling ---------------------------------------------------------- */
+
+static void
+peer_dial(struct gw_peer *p)
+{
+	struct gw *gw = p->gw;
+	const struct conf_peer *cp = conf_peer_find(gw->conf, p->name);
+	struct bufferevent *bev;
+	struct gw_link *gl;
+	SSL *ssl;
+
+	if (cp == NULL || !cp->has_address || p->dialling != NULL || gw->stopping)
+		return;
+	gl = calloc(1, sizeof(*gl));
+	ssl = cr_tls_new(gw->tls, p->name);
+	if (gl == NULL || ssl == NULL) {
+		free(gl);
+		SSL_free(ssl);
+		dial_schedule(p);
+		return;
+	}
+	gl->gw = gw;
+	gl->peer = p;
+	gl->dialled = true;
+	wm_addr_format((const struct sockaddr *)&cp->address.ss, gl->remote,
+	    sizeof(gl->remote));
+	bev = bufferevent_openssl_socket_new(gw->base, -1, ssl,
+	    BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		free(gl);
+		dial_schedule(p);
+		return;
+	}
+	if (bufferevent_socket_connect(bev, (const struct sockaddr *)&cp->address.ss,
+	    (int)cp->address.len) != 0) {
+		snprintf(p->last_error, sizeof(p->last_error), "connect %s: %s",
+		    gl->remote, strerror(errno));
+		log_debug("peer %s: %s", p->name, p->last_error);
+		bufferevent_free(bev);
+		free(gl);
+		dial_schedule(p);
+		return;
+	}
+	gw_tune_tcp(bufferevent_getfd(bev));
+	TAILQ_INSERT_TAIL(&p->links, gl, entry);
+	p->dialling = gl;
+	gl->wl = link_start(gw, gl, bev);
+	if (gl->wl == NULL) {
+		TAILQ_REMOVE(&p->links, gl, entry);
+		p->dialling = NULL;
+		free(gl);
+		dial_schedule(p);
+	}
+}
+
+static void
+dial_timercb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	peer_dial(arg);
+}
+
+/* ---- accepting --------------------------------------------------------- */
+
+static void
+wan_acceptcb(struct evconnlistener *lev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct gw *gw = arg;
+	struct bufferevent *bev;
+	struct gw_link *gl;
+	SSL *ssl;
+
+	(void)lev;
+	(void)salen;
+	if (gw->stopping) {
+		evutil_closesocket(fd);
+		return;
+	}
+	gl = calloc(1, sizeof(*gl));
+	ssl = cr_tls_new(gw->tls, NULL);
+	if (gl == NULL || ssl == NULL) {
+		free(gl);
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		return;
+	}
+	gw_tune_tcp(fd);
+	gl->gw = gw;
+	wm_addr_format(sa, gl->remote, sizeof(gl->remote));
+	bev = bufferevent_openssl_socket_new(gw->base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		evutil_closesocket(fd);
+		free(gl);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&gw->pending, gl, entry);
+	gl->wl = link_start(gw, gl, bev);
+	if (gl->wl == NULL) {
+		TAILQ_REMOVE(&gw->pending, gl, entry);
+		free(gl);
+	}
+}
+
+int
+gw_wan_listen(struct gw *gw)
+{
+	const struct conf_site *s = &gw->conf->site;
+	char a[WM_ADDRSTRLEN];
+
+	if (gw->wan_lev != NULL) {
+		if (s->has_listen && s->listen.len == gw->wan_listen.len &&
+		    memcmp(&s->listen.ss, &gw->wan_listen.ss, s->listen.len) == 0)
+			return 0;
+		evconnlistener_free(gw->wan_lev);
+		gw->wan_lev = NULL;
+	}
+	if (!s->has_listen)
+		return 0;
+	gw->wan_lev = evconnlistener_new_bind(gw->base, wan_acceptcb, gw,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    64, (const struct sockaddr *)&s->listen.ss, (int)s->listen.len);
+	wm_addr_format((const struct sockaddr *)&s->listen.ss, a, sizeof(a));
+	if (gw->wan_lev == NULL) {
+		log_err("cannot listen for peers on %s", a);
+		return -1;
+	}
+	gw->wan_listen = s->listen;
+	log_info("listening for peers on %s", a);
+	return 0;
+}
+
+/* ---- configuration ----------------------------------------------------- */
+
+int
+gw_peers_apply(struct gw *gw)
+{
+	struct gw_peer *p;
+	size_t i;
+
+	TAILQ_FOREACH(p, &gw->peers, entry)
+		p->removed = conf_peer_find(gw->conf, p->name) == NULL;
+	for (i = 0; i < gw->conf->npeers; i++) {
+		const struct conf_peer *cp = &gw->conf->peers[i];
+
+		p = gw_peer_find(gw, cp->name);
+		if (p == NULL) {
+			p = calloc(1, sizeof(*p));
+			if (p == NULL)
+				return -1;
+			p->gw = gw;
+			snprintf(p->name, sizeof(p->name), "%s", cp->name);
+			TAILQ_INIT(&p->links);
+			p->backoff_ms = GW_DIAL_BACKOFF_MIN_MS;
+			p->dial_timer = evtimer_new(gw->base, dial_timercb, p);
+			if (p->dial_timer == NULL) {
+				free(p);
+				return -1;
+			}
+			TAILQ_INSERT_TAIL(&gw->peers, p, entry);
+		}
+		if (cp->has_address && p->dialling == NULL &&
+		    !evtimer_pending(p->dial_timer, NULL))
+			peer_dial(p);
+	}
+	/* Removed peers: stop dialling; their links close when idle. */
+	TAILQ_FOREACH(p, &gw->peers, entry) {
+		struct gw_link *gl, *next;
+
+		if (!p->removed)
+			continue;
+		evtimer_del(p->dial_timer);
+		for (gl = TAILQ_FIRST(&p->links); gl != NULL; gl = next) {
+			struct wan_link_stats st;
+
+			next = TAILQ_NEXT(gl, entry);
+			if (gl->wl == NULL)
+				continue;
+			wan_link_get_stats(gl->wl, &st);
+			if (st.streams == 0)
+				wan_link_close(gl->wl, "peer removed from the configuration");
+		}
+	}
+	return 0;
+}
+
+void
+gw_peers_free(struct gw *gw)
+{
+	struct gw_peer *p;
+	struct gw_link *gl;
+
+	if (gw->wan_lev != NULL) {
+		evconnlistener_free(gw->wan_lev);
+		gw->wan_lev = NULL;
+	}
+	/* wan_link_close() runs link_down(), which unlinks and frees gl. */
+	while ((gl = TAILQ_FIRST(&gw->pending)) != NULL)
+		wan_link_close(gl->wl, "shutting down");
+	while ((p = TAILQ_FIRST(&gw->peers)) != NULL) {
+		while ((gl = TAILQ_FIRST(&p->links)) != NULL)
+			wan_link_close(gl->wl, "shutting down");
+		TAILQ_REMOVE(&gw->peers, p, entry);
+		event_free(p->dial_timer);
+		free(p);
+	}
+}

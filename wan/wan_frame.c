@@ -1,0 +1,265 @@
+/*
+ * wan_frame.c - encoders and validating decoders of the tunnel frames
+ * (grammar in wan_frame.h). Decoders treat every byte as hostile.
+ */
+#include "wan_frame.h"
+
+#include <string.h>
+
+#include "wm_err.h"
+
+void
+wan_put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+void
+wan_put_be64(uint8_t *p, uint64_t v)
+{
+	wan_put_be32(p, (uint32_t)(v >> 32));
+	wan_put_be32(p + 4, (uint32_t)v);
+}
+
+static uint32_t
+get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t
+get_be64(const uint8_t *p)
+{
+	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+void
+wan_frame_hdr_encode(uint8_t *buf, const struct wan_frame_hdr *h)
+{
+	buf[0] = h->type;
+	buf[1] = h->flags;
+	buf[2] = 0;
+	buf[3] = 0;
+	wan_put_be32(buf + 4, h->stream);
+	wan_put_be32(buf + 8, h->length);
+}
+
+int
+wan_frame_hdr_decode(const uint8_t *buf, size_t len, struct wan_frame_hdr *h)
+{
+	if (len < WAN_FRAME_HDR)
+		return 0;
+	h->type = buf[0];
+	h->flags = buf[1];
+	h->stream = get_be32(buf + 4);
+	h->length = get_be32(buf + 8);
+	if (h->type == 0 || h->type > WAN_FRAME_TYPE_MAX)
+		return WM_ERR_PROTO;
+	if (h->flags != 0 || buf[2] != 0 || buf[3] != 0)
+		return WM_ERR_PROTO;
+	switch (h->type) {
+	case WAN_HELLO:
+	case WAN_PING:
+	case WAN_PONG:
+		if (h->stream != 0)
+			return WM_ERR_PROTO;
+		break;
+	default:
+		if (h->stream == 0)
+			return WM_ERR_PROTO;
+		break;
+	}
+	switch (h->type) {
+	case WAN_DATA:
+		if (h->length == 0 || h->length > WAN_FRAME_MAX_PAYLOAD)
+			return WM_ERR_PROTO;
+		break;
+	case WAN_FIN:
+		if (h->length != 0)
+			return WM_ERR_PROTO;
+		break;
+	case WAN_WINDOW:
+		if (h->length != 4)
+			return WM_ERR_PROTO;
+		break;
+	case WAN_PING:
+	case WAN_PONG:
+		if (h->length != 8)
+			return WM_ERR_PROTO;
+		break;
+	default:
+		if (h->length > WAN_CTRL_MAX)
+			return WM_ERR_PROTO;
+		break;
+	}
+	return 1;
+}
+
+/* A small cursor over a payload; any overrun marks it bad. */
+struct cur {
+	const uint8_t *p;
+	size_t left;
+	int bad;
+};
+
+static const uint8_t *
+take(struct cur *c, size_t n)
+{
+	const uint8_t *r = c->p;
+
+	if (c->bad || c->left < n) {
+		c->bad = 1;
+		return NULL;
+	}
+	c->p += n;
+	c->left -= n;
+	return r;
+}
+
+static void
+take_str(struct cur *c, char *out, size_t cap)
+{
+	const uint8_t *n = take(c, 1), *s;
+
+	out[0] = '\0';
+	if (n == NULL || (s = take(c, *n)) == NULL)
+		return;
+	if ((size_t)*n >= cap || memchr(s, '\0', *n) != NULL) {
+		c->bad = 1;
+		return;
+	}
+	memcpy(out, s, *n);
+	out[*n] = '\0';
+}
+
+static int
+finish(const struct cur *c)
+{
+	return (c->bad || c->left != 0) ? WM_ERR_PROTO : 0;
+}
+
+static int
+put_str(uint8_t *buf, size_t cap, size_t *off, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > 255 || *off + 1 + n > cap)
+		return WM_ERR_TOOBIG;
+	buf[(*off)++] = (uint8_t)n;
+	memcpy(buf + *off, s, n);
+	*off += n;
+	return 0;
+}
+
+int
+wan_hello_encode(uint8_t *buf, size_t cap, const struct wan_hello *m)
+{
+	size_t off = 8;
+
+	if (cap < off)
+		return WM_ERR_TOOBIG;
+	buf[0] = (uint8_t)(m->version >> 8);
+	buf[1] = (uint8_t)m->version;
+	buf[2] = 0;
+	buf[3] = 0;
+	wan_put_be32(buf + 4, m->window);
+	if (put_str(buf, cap, &off, m->site) != 0)
+		return WM_ERR_TOOBIG;
+	return (int)off;
+}
+
+int
+wan_hello_decode(const uint8_t *p, size_t len, struct wan_hello *m)
+{
+	struct cur c = { p, len, 0 };
+	const uint8_t *h = take(&c, 8);
+
+	if (h == NULL)
+		return WM_ERR_PROTO;
+	m->version = (uint16_t)(h[0] << 8 | h[1]);
+	m->window = get_be32(h + 4);
+	take_str(&c, m->site, sizeof(m->site));
+	return finish(&c);
+}
+
+int
+wan_open_encode(uint8_t *buf, size_t cap, const struct wan_open *m)
+{
+	size_t off = 10;
+
+	if (cap < off)
+		return WM_ERR_TOOBIG;
+	wan_put_be64(buf, m->migration);
+	buf[8] = (uint8_t)(m->index >> 8);
+	buf[9] = (uint8_t)m->index;
+	if (put_str(buf, cap, &off, m->route) != 0 ||
+	    put_str(buf, cap, &off, m->target) != 0)
+		return WM_ERR_TOOBIG;
+	return (int)off;
+}
+
+int
+wan_open_decode(const uint8_t *p, size_t len, struct wan_open *m)
+{
+	struct cur c = { p, len, 0 };
+	const uint8_t *h = take(&c, 10);
+
+	if (h == NULL)
+		return WM_ERR_PROTO;
+	m->migration = get_be64(h);
+	m->index = (uint16_t)(h[8] << 8 | h[9]);
+	take_str(&c, m->route, sizeof(m->route));
+	take_str(&c, m->target, sizeof(m->target));
+	if (!c.bad && (m->route[0] == '\0' || m->target[0] == '\0'))
+		return WM_ERR_PROTO;
+	return finish(&c);
+}
+
+int
+wan_rst_encode(uint8_t *buf, size_t cap, const struct wan_rst *m)
+{
+	size_t off = 2;
+
+	if (cap < off)
+		return WM_ERR_TOOBIG;
+	buf[0] = (uint8_t)(m->code >> 8);
+	buf[1] = (uint8_t)m->code;
+	if (put_str(buf, cap, &off, m->reason) != 0)
+		return WM_ERR_TOOBIG;
+	return (int)off;
+}
+
+int
+wan_rst_decode(const uint8_t *p, size_t len, struct wan_rst *m)
+{
+	struct cur c = { p, len, 0 };
+	const uint8_t *h = take(&c, 2);
+
+	if (h == NULL)
+		return WM_ERR_PROTO;
+	m->code = (uint16_t)(h[0] << 8 | h[1]);
+	take_str(&c, m->reason, sizeof(m->reason));
+	return finish(&c);
+}
+
+int
+wan_u32_decode(const uint8_t *p, size_t len, uint32_t *v)
+{
+	if (len != 4)
+		return WM_ERR_PROTO;
+	*v = get_be32(p);
+	return 0;
+}
+
+int
+wan_u64_decode(const uint8_t *p, size_t len, uint64_t *v)
+{
+	if (len != 8)
+		return WM_ERR_PROTO;
+	*v = get_be64(p);
+	return 0;
+}
