@@ -136,6 +136,20 @@ stream_find(struct wan_link *l, uint32_t id)
 	return NULL;
 }
 
+/*
+ * With abortive close on, any close of the socket - ours, or the kernel's
+ * when this process dies, even by SIGKILL - sends a TCP RST, so the
+ * hypervisor never takes a cut stream for a complete one (invariant 2).
+ */
+static void
+set_abortive_close(evutil_socket_t fd, bool on)
+{
+	struct linger lg = { on ? 1 : 0, 0 };
+
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
 static void
 local_release(struct wan_stream *s, bool reset)
 {
@@ -150,15 +164,12 @@ local_release(struct wan_stream *s, bool reset)
 	}
 	bufferevent_setcb(b, NULL, NULL, NULL, NULL);
 	bufferevent_disable(b, EV_READ | EV_WRITE);
-	if (reset) {
-		/* Linger 0: close() sends a TCP RST, so the hypervisor sees a
-		 * failure and never a clean end of stream. */
-		struct linger lg = { 1, 0 };
-		evutil_socket_t fd = bufferevent_getfd(b);
-
-		if (fd >= 0)
-			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-	}
+	/* The socket lingers with timeout 0 since it was hooked (see
+	 * stream_hook_local): close() sends a RST. Only a stream that ended
+	 * cleanly gets the ordinary close, which delivers what the kernel
+	 * still holds for the hypervisor. */
+	if (!reset)
+		set_abortive_close(bufferevent_getfd(b), false);
 	bufferevent_free(b);
 }
 
@@ -316,6 +327,7 @@ static void
 stream_hook_local(struct wan_stream *s, struct bufferevent *b)
 {
 	s->local = b;
+	set_abortive_close(bufferevent_getfd(b), true);
 	bufferevent_setcb(b, local_readcb, local_writecb, local_eventcb, s);
 	bufferevent_setwatermark(b, EV_READ, 0, LOCAL_IN_HIGH);
 	s->out_cb = evbuffer_add_cb(bufferevent_get_output(b), local_outcb, s);
