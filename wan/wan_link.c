@@ -641,6 +641,8 @@ tls_error(struct bufferevent *b, int sockerr, char *buf, size_t len)
 		snprintf(buf, len, "certificate verification: %s;",
 		    X509_verify_cert_error_string(v));
 	while ((e = bufferevent_get_openssl_error(b)) != 0) {
+		if (ERR_SYSTEM_ERROR(e))
+			continue; /* errno, reported below */
 		used = strlen(buf);
 		if (used + 2 >= len)
 			continue;
@@ -692,7 +694,7 @@ link_eventcb(struct bufferevent *b, short what, void *arg)
 		char tls[384];
 
 		snprintf(why, sizeof(why), "%s: %s",
-		    l->tls_up ? "connection error" : "TLS handshake failed",
+		    l->tls_up ? "connection error" : "connection or TLS handshake failed",
 		    tls_error(b, e, tls, sizeof(tls)));
 		link_fail(l, why);
 		return;

@@ -15,6 +15,7 @@ Checks what every migration relies on, fast and without QEMU:
 Exit 0 pass, 1 fail.
 """
 import hashlib
+import json
 import os
 import socket
 import struct
@@ -340,13 +341,82 @@ def scenario_dest_gateway_dies(work):
         west.stop()
 
 
+def scenario_operations(work):
+    """--check-config, `wanmig -c`, SIGHUP reload and SIGTERM drain."""
+    import signal
+    import subprocess
+    ec, wc, route_port, dest_port, _ = start_pair(work)
+    # --check-config: a good file passes, a bad one names file, line, key
+    r = subprocess.run([wmgw.binary("wanmigd"), "--check-config", ec],
+                       capture_output=True, text=True)
+    check(r.returncode == 0 and "configuration OK" in r.stdout,
+          "--check-config accepts the good file")
+    bad = os.path.join(work, "bad.conf")
+    with open(bad, "w") as f:
+        f.write(open(ec).read().replace("[route to-west]", "[route to-west]\nmtu = 9000"))
+    r = subprocess.run([wmgw.binary("wanmigd"), "--check-config", bad],
+                       capture_output=True, text=True)
+    line = [i + 1 for i, l in enumerate(open(bad)) if l.startswith("mtu")][0]
+    check(r.returncode == 78 and ("bad.conf:%d: mtu:" % line) in r.stderr,
+          "--check-config names file:line:key and exits 78 (%d: %s)" % (
+              r.returncode, r.stderr.strip().splitlines()[0] if r.stderr else ""))
+    r = subprocess.run([wmgw.binary("wanmigd"), "-c", bad], capture_output=True,
+                       text=True, timeout=10)
+    check(r.returncode == 78, "wanmigd refuses to start on a bad file (exit %d)" %
+          r.returncode)
+
+    east = wmgw.Gateway(ec, work, "east").start()
+    west = wmgw.Gateway(wc, work, "west").start()
+    try:
+        east.wait_peer("west")
+        r = subprocess.run([wmgw.binary("wanmig"), "-c", ec, "status", "--json"],
+                           capture_output=True, text=True)
+        check(r.returncode == 0 and json.loads(r.stdout)["site"] == "east",
+              "wanmig -c FILE status finds the socket from the config")
+        dest = Destination(dest_port, reply=b"done")
+        # A slow source: 20 chunks of 256 KiB, 100 ms apart, across a reload
+        # and a SIGTERM.
+        s = socket.create_connection(("127.0.0.1", route_port))
+        data = pattern("slow", 20 * 262144)
+        new_route = free_port()
+        for i in range(20):
+            s.sendall(data[i * 262144:(i + 1) * 262144])
+            time.sleep(0.1)
+            if i == 5:
+                with open(ec, "a") as f:
+                    f.write("\n[route second]\nlisten = 127.0.0.1:%d\npeer = west\n"
+                            "target = 127.0.0.1:%d\nallow = 127.0.0.0/8\n" % (
+                                new_route, dest_port))
+                east.signal(signal.SIGHUP)
+            if i == 10:
+                east.signal(signal.SIGTERM)
+        s.shutdown(socket.SHUT_WR)
+        got = s.recv(100)
+        s.close()
+        check(got == b"done", "the migration ran on across SIGHUP and SIGTERM")
+        check("configuration reloaded" in east.log(), "SIGHUP reloaded the file")
+        rc = east.proc.wait(20)
+        check(rc == 0, "after SIGTERM the daemon waited for the migration and exited 0 "
+              "(exit %s)" % rc)
+        time.sleep(0.3)
+        r = [x for x in dest.results if x["n"] == len(data)]
+        check(len(r) == 1 and r[0]["sha"] == hashlib.sha256(data).hexdigest(),
+              "the stream arrived byte-exact")
+        check("route second: listening" in east.log(), "the reload opened the new route")
+        dest.close()
+    finally:
+        east.stop()
+        west.stop()
+
+
 def main():
     work = tempfile.mkdtemp(prefix="wm-relay-")
     print("work dir", work)
     for name, fn in [("relay", scenario_relay),
                      ("target_refused", scenario_target_refused),
                      ("wrong_cert", scenario_wrong_cert),
-                     ("dest_gateway_dies", scenario_dest_gateway_dies)]:
+                     ("dest_gateway_dies", scenario_dest_gateway_dies),
+                     ("operations", scenario_operations)]:
         d = os.path.join(work, name)
         os.makedirs(d)
         print("== %s" % name, flush=True)
