@@ -122,6 +122,8 @@ def source(port, data, want_reply, results, idx, delay=0.0):
             got += b
     except (ConnectionResetError, BrokenPipeError):
         end = "reset"
+    except OSError as e:  # e.g. ENOTCONN from shutdown() after a reset
+        end = "reset" if e.errno == 107 else "error %s" % e
     s.close()
     results[idx] = dict(reply_ok=bytes(got) == want_reply, n=len(got), end=end)
 
