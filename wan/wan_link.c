@@ -584,11 +584,20 @@ link_readcb(struct bufferevent *b, void *arg)
 		}
 		if (avail < WAN_FRAME_HDR + (size_t)h.length)
 			break;
+		if (!l->ready && h.type != WAN_HELLO) {
+			link_fail(l, "peer did not start with HELLO");
+			return;
+		}
 		evbuffer_drain(in, WAN_FRAME_HDR);
 		l->st.bytes_received += WAN_FRAME_HDR + h.length;
-		if (h.type == WAN_DATA && l->ready) {
+		if (h.type == WAN_DATA) {
 			recv_data(l, &h, in);
 			continue;
+		}
+		/* wan_frame_hdr_decode bounds every other type to WAN_CTRL_MAX */
+		if (h.length > sizeof(payload)) {
+			link_fail(l, "oversized control frame");
+			return;
 		}
 		evbuffer_remove(in, payload, h.length);
 		if (!l->ready)

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""test_hostile_peer.py - a peer that holds a valid certificate but speaks
+garbage must never crash a gateway or get anything relayed.
+
+A Python TLS client with east's certificate connects to a real wanmigd
+(west) and sends malformed tunnel frames; after each, west must drop the
+connection (or reset just the stream), stay up, and afterwards still relay
+a normal stream for the real east gateway. Under the sanitizer build of
+tools/test.sh, any out-of-bounds access aborts the daemon and fails this.
+Exit 0 pass, 1 fail.
+"""
+import os
+import socket
+import ssl
+import struct
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+import wmgw  # noqa: E402
+import test_relay as tr  # noqa: E402
+
+HELLO, OPEN, DATA, FIN, RST, WINDOW, PING, PONG = range(1, 9)
+FAILS = []
+
+
+def check(cond, what):
+    print("%s: %s" % ("ok" if cond else "FAIL", what), flush=True)
+    if not cond:
+        FAILS.append(what)
+
+
+def frame(ftype, stream, payload=b"", length=None):
+    n = len(payload) if length is None else length
+    return struct.pack(">BBHII", ftype, 0, 0, stream, n) + payload
+
+
+def s8(b):
+    return bytes([len(b)]) + b
+
+
+def hello(site=b"east", version=1, window=8 << 20):
+    return frame(HELLO, 0, struct.pack(">HHI", version, 0, window) + s8(site))
+
+
+def open_(stream, target, mig=1, index=0, route=b"r"):
+    return frame(OPEN, stream, struct.pack(">QH", mig, index) + s8(route) + s8(target))
+
+
+class Client:
+    def __init__(self, certs, port):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_cert_chain(os.path.join(certs, "east.pem"), os.path.join(certs, "east.key"))
+        ctx.load_verify_locations(os.path.join(certs, "ca.pem"))
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.s = ctx.wrap_socket(raw, server_hostname="west")
+
+    def send(self, b):
+        try:
+            self.s.sendall(b)
+        except OSError:
+            pass
+
+    def read_until_closed(self, timeout=5.0):
+        """Returns (closed, frames): frame types received until the server
+        closed, or until timeout with the connection still open."""
+        self.s.settimeout(timeout)
+        buf = b""
+        try:
+            while True:
+                b = self.s.recv(65536)
+                if not b:
+                    return True, parse(buf)
+                buf += b
+        except (socket.timeout, TimeoutError):
+            return False, parse(buf)
+        except (OSError, ssl.SSLError):
+            return True, parse(buf)
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+def parse(buf):
+    out = []
+    while len(buf) >= 12:
+        t, _, _, sid, n = struct.unpack(">BBHII", buf[:12])
+        out.append((t, sid, buf[12:12 + n]))
+        buf = buf[12 + n:]
+    return out
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="wm-hostile-")
+    ec, wc, route_port, dest_port, west_wan = tr.start_pair(work)
+    certs = os.path.join(work, "certs")
+    west = wmgw.Gateway(wc, work, "west").start()
+    target = ("127.0.0.1:%d" % dest_port).encode()
+    dest = tr.Destination(dest_port, reply=b"ok")
+    cases = [
+        ("garbage instead of a frame", b"\xff" * 64, True),
+        ("64 KiB DATA before HELLO", frame(DATA, 1, b"A" * 65536), True),
+        ("HELLO with protocol version 9", hello(version=9), True),
+        ("HELLO naming another site", hello(site=b"mallory"), True),
+        ("HELLO with a tiny window", hello(window=10), True),
+        ("unknown frame type", hello() + frame(99, 1, b"x"), True),
+        ("control frame longer than the bound", hello() + frame(RST, 1, length=5000), True),
+        ("DATA longer than 64 KiB", hello() + frame(DATA, 1, length=65537), True),
+        ("OPEN with the wrong stream parity", hello() + open_(2, target), True),
+        ("OPEN with a truncated payload", hello() + frame(OPEN, 1, b"\x00\x01"), True),
+        ("OPEN reusing a stream number", hello() + open_(3, target) + open_(3, target), True),
+        ("second HELLO", hello() + hello(), True),
+        ("frame on stream 0 that needs a stream", hello() + frame(FIN, 0), True),
+    ]
+    try:
+        for name, payload, want_close in cases:
+            c = Client(certs, west_wan)
+            c.send(payload)
+            closed, _ = c.read_until_closed(3.0)
+            c.close()
+            check(closed == want_close, "%s: connection dropped" % name)
+            check(west.proc.poll() is None, "%s: west still running" % name)
+
+        # A valid stream whose sender ignores the window, toward a target
+        # that accepts nothing (so no credit comes back): only that stream
+        # is reset, with a reason, and the link stays up.
+        sink = socket.socket()
+        sink.bind(("127.0.0.1", 0))
+        sink.listen(1)
+        sink_target = ("127.0.0.1:%d" % sink.getsockname()[1]).encode()
+        c = Client(certs, west_wan)
+        c.send(hello() + open_(1, sink_target))
+        chunk = frame(DATA, 1, b"B" * 65536)
+        for _ in range((40 << 20) // 65536):
+            c.send(chunk)
+        c.send(frame(PING, 0, struct.pack(">Q", 42)))
+        closed, frames = c.read_until_closed(3.0)
+        rsts = [f for f in frames if f[0] == RST and f[1] == 1]
+        check(not closed, "window overrun: link stays up")
+        check(bool(rsts) and b"window" in rsts[0][2],
+              "window overrun: the stream is reset with a reason")
+        check(any(f[0] == PONG for f in frames), "window overrun: link still answers PING")
+        c.close()
+        conn, _ = sink.accept()
+        conn.settimeout(5)
+        end = "open"
+        try:
+            while True:
+                if not conn.recv(1 << 20):
+                    end = "eof"
+                    break
+        except ConnectionResetError:
+            end = "reset"
+        except socket.timeout:
+            end = "timeout"
+        conn.close()
+        sink.close()
+        check(end == "reset",
+              "window overrun: the destination connection is reset, not ended (%s)" % end)
+
+        # An OPEN to a target outside `targets`: refused, nothing connects.
+        dest.results.clear()
+        c = Client(certs, west_wan)
+        c.send(hello() + open_(1, b"10.255.255.1:9"))
+        closed, frames = c.read_until_closed(2.0)
+        check(any(f[0] == RST and b"not in the targets" in f[2] for f in frames),
+              "OPEN to a forbidden target is refused with a reason")
+        c.close()
+
+        # West still serves the real east.
+        east = wmgw.Gateway(ec, work, "east").start()
+        try:
+            east.wait_peer("west")
+            dest.results.clear()
+            res = [None]
+            data = tr.pattern("after", 3 << 20)
+            tr.source(route_port, data, b"ok", res, 0)
+            check(res[0]["reply_ok"], "after all that, west relays a real stream")
+        finally:
+            east.stop()
+        check(west.proc.poll() is None, "west never crashed")
+    finally:
+        rc = west.stop()
+        dest.close()
+    check(rc == 0, "west exits 0 (sanitizers clean) (exit %s)" % rc)
+    if FAILS:
+        print(west.log()[-4000:])
+    print("%d failed" % len(FAILS))
+    return 1 if FAILS else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
