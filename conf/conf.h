@@ -36,6 +36,9 @@ struct conf_site {
 	uint64_t shutdown_timeout_ms;   /* shutdown-timeout: duration (60s) */
 	uint64_t window;                /* window: per-stream flow window, size
 	                                   64k..1g (8m) */
+	struct wm_addr metrics;         /* metrics: Prometheus endpoint
+	                                   (optional, e.g. 127.0.0.1:9780) */
+	bool has_metrics;
 	int line;                       /* line of the [site] header */
 };
 

@@ -74,6 +74,9 @@
 	X(CK_SITE_WINDOW, CONF_S_SITE, "window", CONF_T_SIZE,		\
 	    CONF_SITE_OFF(window), CONF_NOAUX, 0,			\
 	    64 * CONF_KB, CONF_GB, "8m")				\
+	X(CK_SITE_METRICS, CONF_S_SITE, "metrics", CONF_T_ADDR,		\
+	    CONF_SITE_OFF(metrics), CONF_SITE_OFF(has_metrics), 0,	\
+	    0, 0, NULL)							\
 	X(CK_PEER_ADDRESS, CONF_S_PEER, "address", CONF_T_ADDR,		\
 	    CONF_PEER_OFF(address), CONF_PEER_OFF(has_address), 0,	\
 	    0, 0, NULL)							\
