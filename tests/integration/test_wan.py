@@ -145,9 +145,10 @@ def summary(opts, gw, direct):
             ("bytes QEMU sent, RAM (MB)", "qemu_bytes", 1e-6, "%.1f"),
             ("bytes across the WAN (MB)", "wan_bytes", 1e-6, "%.1f")]
     print("\n== summary: %s ms RTT, %s, loss %s, guest %d MiB RAM (fill %d MB, "
-          "working set %d MB at %d pages/s), TCG" % (
+          "working set %d MB at %d pages/s), accelerator %s" % (
               opts.rtt_ms, opts.rate, opts.loss, opts.ram_kib >> 10,
-              opts.fill, opts.wss, opts.rate_pages))
+              opts.fill, opts.wss, opts.rate_pages,
+              os.environ.get("WM_ACCEL", "tcg").upper()))
     print("%-32s %12s %12s %8s" % ("", "gateways", "direct", "ratio"))
     for name, key, scale, fmt in rows:
         g = gw[key] * scale if gw else None
