@@ -336,8 +336,11 @@ connect_eventcb(struct bufferevent *bev, short what, void *arg)
 		m->connect_busy = false;
 		log_debug("migration %" PRIu64 " stream %u: connected to %s",
 		    m->id, (unsigned)gs->index, m->target);
+		/* This connection is established, so the next may start: the
+		 * destination accepts them in this order. Start it before the
+		 * attach, which may end this stream (and the migration). */
+		mig_connect_next(m);
 		wan_stream_attach(gs->ws, bev);
-		/* attach may have ended the stream and the migration */
 		return;
 	}
 	snprintf(why, sizeof(why), "connect to %s: %s", m->target,
