@@ -9,6 +9,7 @@
  */
 #include "conf.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@ enum conf_sect {
 	CONF_S_SITE,
 	CONF_S_PEER,
 	CONF_S_ROUTE,
+	CONF_S_ANNOUNCE,
 	CONF_S_SKIP,		/* a rejected header: its keys are ignored */
 };
 
@@ -37,7 +39,16 @@ enum conf_type {
 	CONF_T_DURATION,	/* uint64_t milliseconds */
 	CONF_T_SIZE,		/* uint64_t bytes */
 	CONF_T_CIDRS,		/* struct wm_cidr * (+ size_t count) */
+	CONF_T_RATE,		/* uint64_t bits per second, 0 = unlimited */
+	CONF_T_CONGESTION,	/* int, enum conf_congestion */
+	CONF_T_IFNAME,		/* char[CONF_IFNAME_MAX], a network interface */
+	CONF_T_UINT,		/* uint32_t in [min, max] (+ bool has_ flag) */
+	CONF_T_MACS,		/* struct conf_mac * (+ size_t count) */
+	CONF_T_IPS,		/* struct conf_ip * (+ size_t count); each
+				   belongs to the section's last MAC so far */
 };
+
+static const char *const conf_cc_names[] = { "system", "bbr", "cubic" };
 
 #define CONF_F_REQUIRED 0x1
 #define CONF_F_REPEAT 0x2
@@ -93,8 +104,10 @@ struct conf_parse {
 	struct conf_seen site_seen;
 	struct conf_seen *peer_seen;	/* parallel to c->peers */
 	struct conf_seen *route_seen;	/* parallel to c->routes */
+	struct conf_seen *announce_seen; /* parallel to c->announces */
 	size_t peer_cap;
 	size_t route_cap;
+	size_t announce_cap;
 };
 
 static void conf_error(struct conf_parse *, int, const char *, const char *,
@@ -221,6 +234,9 @@ conf_sect_label(const struct conf_parse *p, enum conf_sect sect, size_t idx,
 	case CONF_S_ROUTE:
 		snprintf(buf, len, "[route %s]", p->c->routes[idx].name);
 		break;
+	case CONF_S_ANNOUNCE:
+		snprintf(buf, len, "[announce %s]", p->c->announces[idx].name);
+		break;
 	default:
 		snprintf(buf, len, "[?]");
 		break;
@@ -246,6 +262,10 @@ conf_sect_base(struct conf_parse *p, enum conf_sect sect, size_t idx,
 		*seen = &p->route_seen[idx];
 		*line = p->c->routes[idx].line;
 		return &p->c->routes[idx];
+	case CONF_S_ANNOUNCE:
+		*seen = &p->announce_seen[idx];
+		*line = p->c->announces[idx].line;
+		return &p->c->announces[idx];
 	default:
 		*seen = NULL;
 		*line = 0;
@@ -349,6 +369,163 @@ conf_set_cidrs(struct conf_parse *p, const struct conf_key *k, void *base,
 	return rc;
 }
 
+/* As Linux's dev_valid_name(): 1..15 bytes, no '/', ':' or blank, not "."
+ * or "..". */
+static bool
+conf_ifname_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len >= CONF_IFNAME_MAX || strcmp(s, ".") == 0 ||
+	    strcmp(s, "..") == 0)
+		return false;
+	for (; *s != '\0'; s++)
+		if (*s == '/' || *s == ':' || conf_is_space(*s) ||
+		    (unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+			return false;
+	return true;
+}
+
+static int
+conf_hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+int
+conf_mac_parse(const char *s, uint8_t mac[6])
+{
+	for (int i = 0; i < 6; i++) {
+		int hi = conf_hexval(s[0]), lo = hi < 0 ? -1 : conf_hexval(s[1]);
+
+		if (lo < 0 || s[2] != (i < 5 ? ':' : '\0'))
+			return WM_ERR_INVAL;
+		mac[i] = (uint8_t)(hi << 4 | lo);
+		s += 3;
+	}
+	return 0;
+}
+
+static int
+conf_set_uint(struct conf_parse *p, const struct conf_key *k, void *base,
+    const char *val, int line)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(val, &end, 10);
+	if (val[0] < '0' || val[0] > '9' || *end != '\0' || errno != 0 ||
+	    v < k->min || v > k->max) {
+		conf_error(p, line, k->name, "expected a whole number from %"
+		    PRIu64 " to %" PRIu64 ", got \"%.64s\"", k->min, k->max,
+		    val);
+		return -1;
+	}
+	*(uint32_t *)((char *)base + k->off) = (uint32_t)v;
+	if (k->aux != CONF_NOAUX)
+		*(bool *)((char *)base + k->aux) = true;
+	return 0;
+}
+
+/*
+ * Appends each MAC (CONF_T_MACS) or address (CONF_T_IPS) of a comma and/or
+ * blank separated list. Only [announce] has these keys: an address belongs
+ * to the last MAC given before it in the section.
+ */
+static int
+conf_set_announce_list(struct conf_parse *p, const struct conf_key *k,
+    struct conf_announce *a, char *val, int line)
+{
+	char *tok, *save = NULL;
+	size_t ntok = 0;
+	int rc = 0;
+
+	for (tok = strtok_r(val, ", \t", &save); tok != NULL;
+	    tok = strtok_r(NULL, ", \t", &save)) {
+		struct conf_mac mac;
+		struct conf_ip ip;
+		void *grown;
+
+		memset(&ip, 0, sizeof(ip));
+		if (k->type == CONF_T_MACS) {
+			static const uint8_t zero[6];
+
+			if (conf_mac_parse(tok, mac.b) != 0) {
+				conf_error(p, line, k->name, "expected a MAC "
+				    "address such as 52:54:00:12:34:56, got "
+				    "\"%.64s\"", tok);
+				rc = -1;
+				continue;
+			}
+			if ((mac.b[0] & 1) != 0 ||
+			    memcmp(mac.b, zero, sizeof(zero)) == 0) {
+				conf_error(p, line, k->name, "%s is not a "
+				    "unicast MAC address", tok);
+				rc = -1;
+				continue;
+			}
+			if (a->nmacs >= CONF_ANNOUNCE_MACS_MAX) {
+				conf_error(p, line, k->name, "too many MAC "
+				    "addresses (max %d)", CONF_ANNOUNCE_MACS_MAX);
+				return -1;
+			}
+			grown = realloc(a->macs, (a->nmacs + 1) *
+			    sizeof(*a->macs));
+			if (grown == NULL)
+				goto nomem;
+			a->macs = grown;
+			a->macs[a->nmacs++] = mac;
+		} else {
+			if (inet_pton(AF_INET, tok, ip.addr) == 1) {
+				ip.family = AF_INET;
+			} else if (inet_pton(AF_INET6, tok, ip.addr) == 1) {
+				ip.family = AF_INET6;
+			} else {
+				conf_error(p, line, k->name, "expected an IPv4 "
+				    "or IPv6 address such as 10.98.2.50 or "
+				    "fd00::50, got \"%.64s\"", tok);
+				rc = -1;
+				continue;
+			}
+			if (a->nmacs == 0) {
+				conf_error(p, line, k->name, "an address "
+				    "belongs to a NIC: put it after the \"mac = "
+				    "...\" it is on");
+				return -1;
+			}
+			if (a->nips >= CONF_ANNOUNCE_IPS_MAX) {
+				conf_error(p, line, k->name, "too many "
+				    "addresses (max %d)", CONF_ANNOUNCE_IPS_MAX);
+				return -1;
+			}
+			ip.mac = a->nmacs - 1;
+			grown = realloc(a->ips, (a->nips + 1) * sizeof(*a->ips));
+			if (grown == NULL)
+				goto nomem;
+			a->ips = grown;
+			a->ips[a->nips++] = ip;
+		}
+		ntok++;
+	}
+	if (rc == 0 && ntok == 0) {
+		conf_error(p, line, k->name, "expected at least one %s",
+		    k->type == CONF_T_MACS ? "MAC address" : "address");
+		rc = -1;
+	}
+	return rc;
+nomem:
+	p->nomem = true;
+	conf_error(p, line, k->name, "out of memory");
+	return -1;
+}
+
 /* Parses val into the field k describes; reports and returns -1 if bad. */
 static int
 conf_set_value(struct conf_parse *p, const struct conf_key *k, void *base,
@@ -407,6 +584,39 @@ conf_set_value(struct conf_parse *p, const struct conf_key *k, void *base,
 		return conf_set_bounded(p, k, field, val, line);
 	case CONF_T_CIDRS:
 		return conf_set_cidrs(p, k, base, val, line);
+	case CONF_T_RATE:
+		if (wm_rate_parse(val, field) != 0) {
+			conf_error(p, line, k->name, "expected a rate in bits/s "
+			    "such as 250mbit, 1gbit, 500k or unlimited, got "
+			    "\"%.64s\"", val);
+			return -1;
+		}
+		return 0;
+	case CONF_T_CONGESTION:
+		for (int i = 0; i < (int)(sizeof(conf_cc_names) /
+		    sizeof(conf_cc_names[0])); i++) {
+			if (strcmp(val, conf_cc_names[i]) == 0) {
+				*(int *)field = i;
+				return 0;
+			}
+		}
+		conf_error(p, line, k->name, "expected bbr, cubic or system, "
+		    "got \"%.64s\"", val);
+		return -1;
+	case CONF_T_IFNAME:
+		if (!conf_ifname_valid(val)) {
+			conf_error(p, line, k->name, "expected a network "
+			    "interface name of 1 to %d characters, got "
+			    "\"%.64s\"", CONF_IFNAME_MAX - 1, val);
+			return -1;
+		}
+		snprintf(field, CONF_IFNAME_MAX, "%s", val);
+		return 0;
+	case CONF_T_UINT:
+		return conf_set_uint(p, k, base, val, line);
+	case CONF_T_MACS:
+	case CONF_T_IPS:
+		return conf_set_announce_list(p, k, base, val, line);
 	}
 	return -1;
 }
@@ -563,6 +773,45 @@ nomem:
 	conf_error(p, line, label, "out of memory");
 }
 
+static void
+conf_announce_open(struct conf_parse *p, const char *label, const char *name,
+    int line)
+{
+	struct conf *c = p->c;
+	size_t cap = p->announce_cap;
+	void *arr;
+
+	for (size_t i = 0; i < c->nannounces; i++) {
+		if (strcmp(c->announces[i].name, name) == 0) {
+			conf_error(p, line, label, "duplicate section (first "
+			    "at line %d)", c->announces[i].line);
+			return;
+		}
+	}
+	if (c->nannounces >= CONF_ANNOUNCES_MAX) {
+		conf_error(p, line, label, "too many [announce] sections "
+		    "(max %d)", CONF_ANNOUNCES_MAX);
+		return;
+	}
+	/* Both arrays keep the same capacity: grow the conf's, then ours. */
+	if ((arr = conf_grow(c->announces, &cap, c->nannounces,
+	    sizeof(*c->announces))) == NULL)
+		goto nomem;
+	c->announces = arr;
+	if ((arr = conf_grow(p->announce_seen, &p->announce_cap,
+	    c->nannounces, sizeof(*p->announce_seen))) == NULL)
+		goto nomem;
+	p->announce_seen = arr;
+	snprintf(c->announces[c->nannounces].name, CONF_NAME_MAX, "%s", name);
+	c->announces[c->nannounces].line = line;
+	p->idx = c->nannounces++;
+	p->sect = CONF_S_ANNOUNCE;
+	return;
+nomem:
+	p->nomem = true;
+	conf_error(p, line, label, "out of memory");
+}
+
 /* s: the trimmed line, starting with '['. */
 static void
 conf_section_open(struct conf_parse *p, char *s, int line)
@@ -605,13 +854,15 @@ conf_section_open(struct conf_parse *p, char *s, int line)
 		}
 		return;
 	}
-	if (strcmp(type, "peer") != 0 && strcmp(type, "route") != 0) {
+	if (strcmp(type, "peer") != 0 && strcmp(type, "route") != 0 &&
+	    strcmp(type, "announce") != 0) {
 		conf_error(p, line, s, "unknown section (expected [site], "
-		    "[peer NAME] or [route NAME])");
+		    "[peer NAME], [route NAME] or [announce ROUTE])");
 		return;
 	}
 	if (*name == '\0') {
-		conf_error(p, line, s, "missing name, expected [%s NAME]", type);
+		conf_error(p, line, s, "missing name, expected [%s %s]", type,
+		    type[0] == 'a' ? "ROUTE" : "NAME");
 		return;
 	}
 	if (!conf_name_valid(name)) {
@@ -621,6 +872,8 @@ conf_section_open(struct conf_parse *p, char *s, int line)
 	}
 	if (type[0] == 'p')
 		conf_peer_open(p, s, name, line);
+	else if (type[0] == 'a')
+		conf_announce_open(p, s, name, line);
 	else
 		conf_route_open(p, s, name, line);
 }
@@ -653,7 +906,8 @@ conf_key_value(struct conf_parse *p, char *s, int line)
 		return;
 	if (p->sect == CONF_S_NONE) {
 		conf_error(p, line, key, "key outside a section (expected "
-		    "[site], [peer NAME] or [route NAME] first)");
+		    "[site], [peer NAME], [route NAME] or [announce ROUTE] "
+		    "first)");
 		return;
 	}
 	for (id = 0; id < CK_COUNT; id++) {
@@ -814,6 +1068,29 @@ conf_check_routes(struct conf_parse *p)
 	}
 }
 
+/* [announce] cross-checks: the peer exists, an interface is known. */
+static void
+conf_check_announces(struct conf_parse *p)
+{
+	const struct conf *c = p->c;
+
+	for (size_t i = 0; i < c->nannounces; i++) {
+		const struct conf_announce *a = &c->announces[i];
+		int pl = p->announce_seen[i].line[CK_ANNOUNCE_PEER];
+
+		if (pl > 0 && conf_peer_find(c, a->peer) == NULL)
+			conf_error(p, pl, "peer", "unknown peer \"%s\" (no "
+			    "[peer %s] section)", a->peer, a->peer);
+		if (a->interface[0] == '\0' &&
+		    c->site.announce_interface[0] == '\0' &&
+		    p->announce_seen[i].line[CK_ANNOUNCE_INTERFACE] == 0 &&
+		    p->site_seen.line[CK_SITE_ANNOUNCE_INTERFACE] == 0)
+			conf_error(p, a->line, "interface", "[announce %s] has "
+			    "nowhere to send: set announce-interface in [site] "
+			    "or interface here", a->name);
+	}
+}
+
 int
 conf_parse_finish(struct conf_parse *p, struct conf **out)
 {
@@ -828,6 +1105,7 @@ conf_parse_finish(struct conf_parse *p, struct conf **out)
 		conf_error(p, p->lastline > 0 ? p->lastline : 1, "[site]",
 		    "missing section (exactly one [site] is required)");
 	conf_check_routes(p);
+	conf_check_announces(p);
 
 	if (p->nomem) {
 		rc = WM_ERR_NOMEM;
@@ -843,6 +1121,7 @@ conf_parse_finish(struct conf_parse *p, struct conf **out)
 	conf_free(p->c);
 	free(p->peer_seen);
 	free(p->route_seen);
+	free(p->announce_seen);
 	free(p);
 	return rc;
 }
@@ -921,8 +1200,13 @@ conf_free(struct conf *c)
 		free(c->peers[i].targets);
 	for (size_t i = 0; i < c->nroutes; i++)
 		free(c->routes[i].allow);
+	for (size_t i = 0; i < c->nannounces; i++) {
+		free(c->announces[i].macs);
+		free(c->announces[i].ips);
+	}
 	free(c->peers);
 	free(c->routes);
+	free(c->announces);
 	free(c);
 }
 
@@ -946,6 +1230,44 @@ conf_route_find(const struct conf *c, const char *name)
 		if (strcmp(c->routes[i].name, name) == 0)
 			return &c->routes[i];
 	return NULL;
+}
+
+const struct conf_announce *
+conf_announce_find(const struct conf *c, const char *route, const char *peer)
+{
+	const struct conf_announce *any = NULL;
+
+	if (c == NULL || route == NULL)
+		return NULL;
+	for (size_t i = 0; i < c->nannounces; i++) {
+		const struct conf_announce *a = &c->announces[i];
+
+		if (strcmp(a->name, route) != 0)
+			continue;
+		if (a->peer[0] == '\0')
+			any = a;
+		else if (peer != NULL && strcmp(a->peer, peer) == 0)
+			return a;
+	}
+	return any;
+}
+
+/* Writes an [announce] section's MACs, each followed by its addresses. */
+static void
+conf_dump_nics(FILE *f, const struct conf_announce *a)
+{
+	char ip[INET6_ADDRSTRLEN];
+
+	for (size_t i = 0; i < a->nmacs; i++) {
+		const uint8_t *b = a->macs[i].b;
+
+		fprintf(f, "mac = %02x:%02x:%02x:%02x:%02x:%02x\n", b[0], b[1],
+		    b[2], b[3], b[4], b[5]);
+		for (size_t j = 0; j < a->nips; j++)
+			if (a->ips[j].mac == i && inet_ntop(a->ips[j].family,
+			    a->ips[j].addr, ip, sizeof(ip)) != NULL)
+				fprintf(f, "ip = %s\n", ip);
+	}
 }
 
 /* Writes every keyword of one section that has a value. */
@@ -996,6 +1318,18 @@ conf_dump_section(FILE *f, enum conf_sect sect, const void *base)
 			fprintf(f, "%s = %s\n", k->name, conf_size_format(
 			    *(const uint64_t *)field, buf, sizeof(buf)));
 			break;
+		case CONF_T_RATE:
+			fprintf(f, "%s = %s\n", k->name, wm_rate_format(
+			    *(const uint64_t *)field, buf, sizeof(buf)));
+			break;
+		case CONF_T_CONGESTION: {
+			int cc = *(const int *)field;
+
+			if (cc >= 0 && cc <= CONF_CC_CUBIC)
+				fprintf(f, "%s = %s\n", k->name,
+				    conf_cc_names[cc]);
+			break;
+		}
 		case CONF_T_CIDRS: {
 			const struct wm_cidr *list =
 			    *(struct wm_cidr *const *)field;
@@ -1007,6 +1341,22 @@ conf_dump_section(FILE *f, enum conf_sect sect, const void *base)
 				    &list[i], buf, sizeof(buf)));
 			break;
 		}
+		case CONF_T_IFNAME:
+			if (*(const char *)field != '\0')
+				fprintf(f, "%s = %s\n", k->name,
+				    (const char *)field);
+			break;
+		case CONF_T_UINT:
+			if (k->aux == CONF_NOAUX ||
+			    *(const bool *)((const char *)base + k->aux))
+				fprintf(f, "%s = %u\n", k->name,
+				    (unsigned)*(const uint32_t *)field);
+			break;
+		case CONF_T_MACS:
+			conf_dump_nics(f, base);
+			break;
+		case CONF_T_IPS:
+			break;	/* written by conf_dump_nics, after their MAC */
 		}
 	}
 }
@@ -1026,5 +1376,9 @@ conf_dump(const struct conf *c, FILE *f)
 	for (size_t i = 0; i < c->nroutes; i++) {
 		fprintf(f, "\n[route %s]\n", c->routes[i].name);
 		conf_dump_section(f, CONF_S_ROUTE, &c->routes[i]);
+	}
+	for (size_t i = 0; i < c->nannounces; i++) {
+		fprintf(f, "\n[announce %s]\n", c->announces[i].name);
+		conf_dump_section(f, CONF_S_ANNOUNCE, &c->announces[i]);
 	}
 }

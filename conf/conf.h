@@ -1,10 +1,11 @@
 /*
  * conf.h - the gateway's configuration file.
  *
- * INI-style: "[site]", "[peer NAME]", "[route NAME]" sections, "key = value"
- * lines, '#' or ';' starts a comment (also after a value). Every error is
- * reported as "FILE:LINE: KEY: message"; parsing goes on after an error so
- * that one run lists them all, and the result is refused at the end.
+ * INI-style: "[site]", "[peer NAME]", "[route NAME]", "[announce ROUTE]"
+ * sections, "key = value" lines, '#' or ';' starts a comment (also after a
+ * value). Every error is reported as "FILE:LINE: KEY: message"; parsing
+ * goes on after an error so that one run lists them all, and the result is
+ * refused at the end.
  *
  * Line-at-a-time API (conf_parse_new / _line / _finish) so that a fuzzer can
  * drive it; conf_load() reads a whole file through it.
@@ -21,6 +22,9 @@
 #include "wm_util.h"
 
 #define CONF_NAME_MAX 64 /* site, peer and route names, incl. NUL */
+#define CONF_IFNAME_MAX 16 /* network interface names, incl. NUL (IFNAMSIZ) */
+#define CONF_ANNOUNCE_MACS_MAX 32 /* mac = per [announce] section */
+#define CONF_ANNOUNCE_IPS_MAX 64  /* ip = per [announce] section */
 
 struct conf_site {
 	char name[CONF_NAME_MAX];       /* name: required; [A-Za-z0-9._-] */
@@ -39,6 +43,15 @@ struct conf_site {
 	struct wm_addr metrics;         /* metrics: Prometheus endpoint
 	                                   (optional, e.g. 127.0.0.1:9780) */
 	bool has_metrics;
+	/* Announcing migrated VMs on this site's L2 segment (gw_rarp.c). */
+	char announce_interface[CONF_IFNAME_MAX]; /* announce-interface:
+	                                   where frames go ("" = none) */
+	uint32_t announce_vlan;         /* announce-vlan: 802.1Q VID 0..4094,
+	                                   0 = untagged (0) */
+	uint32_t announce_rounds;       /* announce-rounds: 1..1000 (5) */
+	uint64_t announce_initial_ms;   /* announce-initial: first gap (50ms) */
+	uint64_t announce_step_ms;      /* announce-step: gap growth (100ms) */
+	uint64_t announce_max_ms;       /* announce-max: gap ceiling (550ms) */
 	int line;                       /* line of the [site] header */
 };
 
@@ -52,6 +65,9 @@ struct conf_peer {
 	uint64_t keepalive_ms;          /* keepalive: duration 1s..300s (5s) */
 	uint64_t timeout_ms;            /* timeout: peer declared dead after
 	                                   this long without traffic (20s) */
+	uint64_t bandwidth_bps;         /* bandwidth: shaper rate toward this
+	                                   peer, bits/s; 0 = unlimited (0) */
+	int congestion;                 /* congestion: CONF_CC_* (bbr) */
 	int line;
 };
 
@@ -63,6 +79,47 @@ struct conf_route {
 	struct wm_cidr *allow;          /* allow: repeatable; required (at
 	                                   least one): 0.0.0.0/0 allows all */
 	size_t nallow;
+	uint64_t bandwidth_bps;         /* bandwidth: cap per migration of
+	                                   this route, bits/s; 0 = none (0) */
+	int line;
+};
+
+/* TCP congestion control of the WAN connections. */
+enum conf_congestion {
+	CONF_CC_SYSTEM = 0,             /* the kernel's default */
+	CONF_CC_BBR = 1,                /* BBR, where the kernel has it */
+	CONF_CC_CUBIC = 2,
+};
+
+/* A MAC address to announce: unicast, not all-zero. */
+struct conf_mac {
+	uint8_t b[6];
+};
+
+/* A VM address to announce (gratuitous ARP or unsolicited NA). */
+struct conf_ip {
+	int family;                     /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	size_t mac;                     /* index in macs[]: the NIC it is on */
+};
+
+/*
+ * [announce ROUTE]: what the destination site announces when a migration
+ * that arrived over the route named ROUTE (the name the sending gateway
+ * gives it) completes here. Each "ip =" belongs to the "mac =" above it.
+ */
+struct conf_announce {
+	char name[CONF_NAME_MAX];       /* from [announce ROUTE] */
+	char peer[CONF_NAME_MAX];       /* peer: only from this [peer]
+	                                   (optional, "" = any peer) */
+	struct conf_mac *macs;          /* mac: repeatable, required */
+	size_t nmacs;
+	struct conf_ip *ips;            /* ip: repeatable, optional */
+	size_t nips;
+	char interface[CONF_IFNAME_MAX]; /* interface: overrides [site]
+	                                   announce-interface */
+	uint32_t vlan;                  /* vlan: overrides announce-vlan */
+	bool has_vlan;
 	int line;
 };
 
@@ -74,6 +131,8 @@ struct conf {
 	size_t npeers;
 	struct conf_route *routes;
 	size_t nroutes;
+	struct conf_announce *announces;
+	size_t nannounces;
 };
 
 /* Receives each error message ("FILE:LINE: KEY: message", no newline). */
@@ -109,6 +168,15 @@ void conf_free(struct conf *c);
 /* Looks up a peer or route by name; NULL if none. */
 const struct conf_peer *conf_peer_find(const struct conf *c, const char *name);
 const struct conf_route *conf_route_find(const struct conf *c, const char *name);
+/*
+ * The [announce route] section for a migration that came from peer over
+ * route; NULL if there is none or it names another peer.
+ */
+const struct conf_announce *conf_announce_find(const struct conf *c,
+    const char *route, const char *peer);
+/* Parses "52:54:00:12:34:56" (hex, ':' separated). Returns 0 or
+ * WM_ERR_INVAL; unicast and non-zero are the caller's checks. */
+int conf_mac_parse(const char *s, uint8_t mac[6]);
 
 /* Writes the effective configuration (defaults filled in) in file syntax. */
 void conf_dump(const struct conf *c, FILE *f);

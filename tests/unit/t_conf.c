@@ -607,6 +607,7 @@ test_multiple_errors(void **state)
 static void
 test_line_api(void **state)
 {
+	struct t_errs e = { 0 };
 	struct conf_parse *p;
 	struct conf *c;
 	char longline[4200];
@@ -640,7 +641,6 @@ test_line_api(void **state)
 	assert_null(c);
 
 	/* One byte too long. */
-	struct t_errs e = { 0 };
 	p = conf_parse_new("l.conf", t_collect, &e);
 	assert_non_null(p);
 	longline[4096] = 'x';
@@ -669,6 +669,7 @@ test_limits(void **state)
 {
 	struct t_errs e = { 0 };
 	struct conf *c;
+	char dir[PATH_MAX], want[PATH_MAX + 64];
 	char *text, *s;
 	size_t cap = 1 << 20;
 
@@ -712,7 +713,6 @@ test_limits(void **state)
 	t_errs_free(&e);
 
 	/* A relative path that becomes too long once resolved. */
-	char dir[PATH_MAX], want[PATH_MAX + 64];
 	memset(dir, 'd', 3000);
 	dir[0] = '/';
 	snprintf(dir + 3000, sizeof(dir) - 3000, "/t.conf");
@@ -932,6 +932,231 @@ test_examples(void **state)
 	    "10.98.2.0/24");
 }
 
+/* ---- announcing migrated VMs: [site] announce-*, [announce ROUTE] ---- */
+
+/* BASE (a source route to-west) plus what a destination site announces. */
+#define ANNOUNCE_OK							\
+	BASE								\
+	"[announce web1]\n"		/* 15 */			\
+	"peer = west\n"							\
+	"mac = 52:54:00:12:34:56\n"					\
+	"ip = 10.98.2.50, fd00::50\n"					\
+	"mac = 52:54:00:AB:CD:EF  # second NIC\n"			\
+	"ip = 10.98.3.50\n"		/* 20 */			\
+	"vlan = 0\n"							\
+	"\n"								\
+	"[announce db1]\n"		/* 23 */			\
+	"mac = 02:00:00:00:00:01\n"					\
+	"interface = bond0.42\n"
+
+static void
+test_announce(void **state)
+{
+	struct t_errs e = { 0 };
+	const struct conf_announce *a;
+	struct conf *c, *c2;
+	char text[2048], *d1 = NULL, *d2 = NULL;
+	size_t l1, l2;
+	FILE *f;
+
+	(void)state;
+	/* Defaults: no interface (nothing announced), QEMU's schedule. */
+	assert_int_equal(t_parse("t.conf", BASE, &c, &e), 0);
+	assert_string_equal(c->site.announce_interface, "");
+	assert_int_equal(c->site.announce_vlan, 0);
+	assert_int_equal(c->site.announce_rounds, 5);
+	assert_int_equal(c->site.announce_initial_ms, 50);
+	assert_int_equal(c->site.announce_step_ms, 100);
+	assert_int_equal(c->site.announce_max_ms, 550);
+	assert_int_equal(c->nannounces, 0);
+	assert_null(conf_announce_find(c, "to-west", "west"));
+	conf_free(c);
+
+	snprintf(text, sizeof(text), SITE_OK "announce-interface = eth1\n"
+	    "announce-vlan = 4094\nannounce-rounds = 8\nannounce-initial = 1s\n"
+	    "announce-step = 0\nannounce-max = 2s\n%s", ANNOUNCE_OK + strlen(
+	    SITE_OK));
+	assert_int_equal(t_parse("t.conf", text, &c, &e), 0);
+	assert_int_equal(e.n, 0);
+	assert_string_equal(c->site.announce_interface, "eth1");
+	assert_int_equal(c->site.announce_vlan, 4094);
+	assert_int_equal(c->site.announce_rounds, 8);
+	assert_int_equal(c->site.announce_initial_ms, 1000);
+	assert_int_equal(c->site.announce_step_ms, 0);
+	assert_int_equal(c->site.announce_max_ms, 2000);
+	assert_int_equal(c->nannounces, 2);
+
+	/* Lookup by route, filtered by peer when the section names one. */
+	a = conf_announce_find(c, "web1", "west");
+	assert_non_null(a);
+	assert_null(conf_announce_find(c, "web1", "north"));
+	assert_true(conf_announce_find(c, "db1", "anyone") == &c->announces[1]);
+	assert_null(conf_announce_find(c, "to-west", "west"));
+	assert_string_equal(a->peer, "west");
+	assert_int_equal(a->nmacs, 2);
+	assert_memory_equal(a->macs[0].b, "\x52\x54\x00\x12\x34\x56", 6);
+	assert_memory_equal(a->macs[1].b, "\x52\x54\x00\xab\xcd\xef", 6);
+	assert_int_equal(a->nips, 3);
+	assert_int_equal(a->ips[0].family, AF_INET);
+	assert_memory_equal(a->ips[0].addr, "\x0a\x62\x02\x32", 4);
+	assert_int_equal(a->ips[0].mac, 0);
+	assert_int_equal(a->ips[1].family, AF_INET6);
+	assert_memory_equal(a->ips[1].addr, "\xfd\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x50",
+	    16);
+	assert_int_equal(a->ips[1].mac, 0);
+	assert_int_equal(a->ips[2].mac, 1);
+	assert_true(a->has_vlan);
+	assert_int_equal(a->vlan, 0);
+	assert_string_equal(a->interface, "");
+	assert_string_equal(c->announces[1].interface, "bond0.42");
+	assert_false(c->announces[1].has_vlan);
+
+	/* The dump keeps each address after its MAC and reads back equal. */
+	f = open_memstream(&d1, &l1);
+	assert_non_null(f);
+	conf_dump(c, f);
+	fclose(f);
+	assert_non_null(strstr(d1, "\nannounce-interface = eth1\n"
+	    "announce-vlan = 4094\nannounce-rounds = 8\nannounce-initial = 1s\n"
+	    "announce-step = 0s\nannounce-max = 2s\n"));
+	assert_non_null(strstr(d1, "\n[announce web1]\npeer = west\n"
+	    "mac = 52:54:00:12:34:56\nip = 10.98.2.50\nip = fd00::50\n"
+	    "mac = 52:54:00:ab:cd:ef\nip = 10.98.3.50\nvlan = 0\n"));
+	assert_non_null(strstr(d1, "\n[announce db1]\n"
+	    "mac = 02:00:00:00:00:01\ninterface = bond0.42\n"));
+	assert_int_equal(t_parse("/x/dump.conf", d1, &c2, &e), 0);
+	f = open_memstream(&d2, &l2);
+	assert_non_null(f);
+	conf_dump(c2, f);
+	fclose(f);
+	assert_string_equal(strchr(d1, '\n'), strchr(d2, '\n'));
+	free(d1);
+	free(d2);
+	conf_free(c);
+	conf_free(c2);
+	assert_int_equal(e.n, 0);
+}
+
+/* One [announce] line after the site's interface, expecting one error. */
+#define ANN_SITE SITE_OK "announce-interface = eth1\n"	/* 6 lines */
+#define ANN_HDR ANN_SITE "[announce r]\n"		/* 7 lines */
+#define ANN_MAC ANN_HDR "mac = 52:54:00:12:34:56\n"	/* 8 lines */
+
+static const struct t_errcase announce_errcases[] = {
+	/* [site] keys */
+	{ SITE_OK "announce-interface = a/b\n", "t.conf:6: announce-interface: ",
+	    "expected a network interface name" },
+	{ SITE_OK "announce-interface = 0123456789abcdef\n",
+	    "t.conf:6: announce-interface: ", "1 to 15 characters" },
+	{ SITE_OK "announce-interface = ..\n", "t.conf:6: announce-interface: ",
+	    "expected a network interface name" },
+	{ SITE_OK "announce-vlan = 4095\n", "t.conf:6: announce-vlan: ",
+	    "expected a whole number from 0 to 4094, got \"4095\"" },
+	{ SITE_OK "announce-vlan = -1\n", "t.conf:6: announce-vlan: ",
+	    "whole number" },
+	{ SITE_OK "announce-vlan = 10x\n", "t.conf:6: announce-vlan: ",
+	    "whole number" },
+	{ SITE_OK "announce-rounds = 0\n", "t.conf:6: announce-rounds: ",
+	    "from 1 to 1000" },
+	{ SITE_OK "announce-rounds = 99999999999999999999\n",
+	    "t.conf:6: announce-rounds: ", "from 1 to 1000" },
+	{ SITE_OK "announce-initial = 0ms\n", "t.conf:6: announce-initial: ",
+	    "expected a duration from 1ms to 100s" },
+	{ SITE_OK "announce-step = 101s\n", "t.conf:6: announce-step: ",
+	    "expected a duration from 0s to 100s" },
+	{ SITE_OK "announce-max = soon\n", "t.conf:6: announce-max: ",
+	    "expected a duration" },
+	{ ANN_SITE "announce-vlan = 1\nannounce-vlan = 2\n",
+	    "t.conf:8: announce-vlan: ", "duplicate key (first set at line 7)" },
+	/* [announce] sections */
+	{ ANN_SITE "[announce]\n", "t.conf:7: [announce]: ",
+	    "missing name, expected [announce ROUTE]" },
+	{ ANN_SITE "[announce a b]\n", "t.conf:7: [announce a b]: ", "bad name" },
+	{ ANN_MAC "[announce r]\n", "t.conf:9: [announce r]: ",
+	    "duplicate section (first at line 7)" },
+	{ ANN_HDR, "t.conf:7: mac: ", "missing in [announce r]" },
+	{ ANN_HDR "ip = 10.0.0.1\nmac = 52:54:00:12:34:56\n", "t.conf:8: ip: ",
+	    "put it after the \"mac = ...\" it is on" },
+	{ ANN_HDR "mac = 52:54:00:12:34\n", "t.conf:8: mac: ",
+	    "expected a MAC address such as 52:54:00:12:34:56, got "
+	    "\"52:54:00:12:34\"" },
+	{ ANN_HDR "mac = 52-54-00-12-34-56\n", "t.conf:8: mac: ",
+	    "expected a MAC address" },
+	{ ANN_HDR "mac = 52:54:00:12:34:5g\n", "t.conf:8: mac: ",
+	    "expected a MAC address" },
+	{ ANN_HDR "mac = 52:54:00:12:34:567\n", "t.conf:8: mac: ",
+	    "expected a MAC address" },
+	{ ANN_HDR "mac = 01:00:5e:00:00:01\n", "t.conf:8: mac: ",
+	    "01:00:5e:00:00:01 is not a unicast MAC address" },
+	{ ANN_HDR "mac = ff:ff:ff:ff:ff:ff\n", "t.conf:8: mac: ",
+	    "not a unicast MAC address" },
+	{ ANN_HDR "mac = 00:00:00:00:00:00\n", "t.conf:8: mac: ",
+	    "not a unicast MAC address" },
+	{ ANN_HDR "mac = ,\n", "t.conf:8: mac: ",
+	    "expected at least one MAC address" },
+	{ ANN_MAC "ip = 10.0.0.0/24\n", "t.conf:9: ip: ",
+	    "expected an IPv4 or IPv6 address" },
+	{ ANN_MAC "ip = host.example\n", "t.conf:9: ip: ",
+	    "expected an IPv4 or IPv6 address" },
+	{ ANN_MAC "vlan = 5000\n", "t.conf:9: vlan: ", "from 0 to 4094" },
+	{ ANN_MAC "vlan = 1\nvlan = 2\n", "t.conf:10: vlan: ",
+	    "duplicate key (first set at line 9)" },
+	{ ANN_MAC "interface = \"eth0\"x y\n", "t.conf:9: interface: ",
+	    "expected a network interface name" },
+	{ ANN_MAC "peer = nobody\n", "t.conf:9: peer: ",
+	    "unknown peer \"nobody\"" },
+	{ ANN_MAC "listen = 10.0.0.1:1\n", "t.conf:9: listen: ",
+	    "unknown key in [announce r]" },
+	{ SITE_OK "[announce r]\nmac = 52:54:00:12:34:56\n",
+	    "t.conf:6: interface: ", "[announce r] has nowhere to send: set "
+	    "announce-interface in [site] or interface here" },
+};
+
+static void
+test_announce_errors(void **state)
+{
+	char text[8192];
+	struct t_errs e = { 0 };
+	struct conf *c;
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(announce_errcases) /
+	    sizeof(announce_errcases[0]); i++) {
+		const struct t_errcase *tc = &announce_errcases[i];
+		struct conf *cc = (struct conf *)&e;	/* must become NULL */
+		int rc;
+
+		rc = t_parse("t.conf", tc->text, &cc, &e);
+		if (rc != WM_ERR_CONFIG || cc != NULL || e.n != 1) {
+			print_error("case %zu (%s): rc %d, %d errors\n", i,
+			    tc->prefix, rc, e.n);
+			t_errs_print(&e);
+			fail();
+		}
+		t_expect(&e, 0, tc->prefix, tc->substr);
+		t_errs_free(&e);
+	}
+
+	/* Bounds: CONF_ANNOUNCE_MACS_MAX MACs and _IPS_MAX addresses. */
+	n = (size_t)snprintf(text, sizeof(text), ANN_HDR);
+	for (int i = 0; i <= CONF_ANNOUNCE_MACS_MAX; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+		    "mac = 02:00:00:00:00:%02x\n", i + 1);
+	assert_int_equal(t_parse("t.conf", text, &c, &e), WM_ERR_CONFIG);
+	assert_int_equal(e.n, 1);
+	t_expect(&e, 0, "t.conf:40: mac: ", "too many MAC addresses (max 32)");
+	t_errs_free(&e);
+	n = (size_t)snprintf(text, sizeof(text), ANN_MAC);
+	for (int i = 0; i <= CONF_ANNOUNCE_IPS_MAX; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+		    "ip = 10.0.0.%d\n", i + 1);
+	assert_int_equal(t_parse("t.conf", text, &c, &e), WM_ERR_CONFIG);
+	assert_int_equal(e.n, 1);
+	t_expect(&e, 0, "t.conf:73: ip: ", "too many addresses (max 64)");
+	t_errs_free(&e);
+}
+
 int
 main(void)
 {
@@ -950,6 +1175,8 @@ main(void)
 		cmocka_unit_test(test_dump_roundtrip),
 		cmocka_unit_test(test_load),
 		cmocka_unit_test(test_examples),
+		cmocka_unit_test(test_announce),
+		cmocka_unit_test(test_announce_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
