@@ -1,15 +1,20 @@
 /*
  * cli_main.c - wanmig: the operator's command line.
  *
- *   wanmig [-c FILE | -s SOCKET] status [--json]
+ *   wanmig [-c FILE | -s SOCKET] status [--json] [--watch [-n SECS] [--count N]]
+ *   wanmig [-c FILE | -s SOCKET] migrations [--json]
+ *   wanmig [-c FILE | -s SOCKET] peers [--json]
  *   wanmig [-c FILE | -s SOCKET] reload
+ *   wanmig [-c FILE | -s SOCKET] set peer|route NAME bandwidth RATE
  *
  * The control socket is found from the configuration file (key `control`
  * in [site]; default file /etc/wanmig/wanmig.conf) or given with -s.
+ * Exit codes: 0 done, 1 the daemon refused, 64 usage, 69 the daemon cannot
+ * be reached, 78 the configuration file is invalid.
  */
 #include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,25 +22,30 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
-
+#include "cli.h"
 #include "conf.h"
-#include "gw_ctl_proto.h"
 #include "wm_err.h"
 
 #define CLI_DEFAULT_CONF "/etc/wanmig/wanmig.conf"
-#define CLI_EXIT_USAGE 64
-#define CLI_EXIT_UNAVAILABLE 69
-#define CLI_EXIT_CONFIG 78
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: wanmig [-c FILE | -s SOCKET] status [--json]\n"
+	    "usage: wanmig [-c FILE | -s SOCKET] status [--json] "
+	    "[--watch [--interval SECS] [--count N]]\n"
+	    "       wanmig [-c FILE | -s SOCKET] migrations [--json]\n"
+	    "       wanmig [-c FILE | -s SOCKET] peers [--json]\n"
 	    "       wanmig [-c FILE | -s SOCKET] reload\n"
-	    "  -c FILE    configuration of the local gateway (default %s)\n"
-	    "  -s SOCKET  control socket of the local gateway\n",
+	    "       wanmig [-c FILE | -s SOCKET] set peer|route NAME bandwidth "
+	    "RATE\n"
+	    "       wanmig --version\n"
+	    "  -c FILE      configuration of the local gateway (default %s)\n"
+	    "  -s SOCKET    control socket of the local gateway\n"
+	    "  -j, --json   machine-readable output\n"
+	    "  -w, --watch  live view, refreshed every --interval seconds "
+	    "(default 1);\n"
+	    "               q or Ctrl-C quits; --count N stops after N refreshes\n",
 	    CLI_DEFAULT_CONF);
 }
 
@@ -46,32 +56,35 @@ conf_errcb(const char *msg, void *arg)
 	fprintf(stderr, "wanmig: %s\n", msg);
 }
 
-/* Sends one request, returns the whole reply (malloc'ed) or NULL. */
+/* Sends one request; returns the whole reply (malloc'ed, NUL-terminated). */
 static char *
-ctl_call(const char *path, enum gw_ctl_cmd cmd, size_t *lenp)
+ctl_call(const char *path, char *req, size_t *lenp, char *err, size_t errlen)
 {
 	struct sockaddr_un sun;
-	char *req = gw_ctl_request_format(cmd), *rep = NULL;
-	size_t len = 0, cap = 0;
+	char *rep = NULL;
+	size_t len = 0, cap = 0, reqlen;
 	int fd = -1;
 
-	if (req == NULL)
+	if (req == NULL) {
+		snprintf(err, errlen, "out of memory");
 		return NULL;
+	}
+	reqlen = strlen(req);
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sun.sun_path)) {
-		fprintf(stderr, "wanmig: socket path too long: %s\n", path);
+		snprintf(err, errlen, "socket path too long: %s", path);
 		goto out;
 	}
 	memcpy(sun.sun_path, path, strlen(path));
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
-		fprintf(stderr, "wanmig: cannot reach wanmigd at %s: %s\n", path,
+		snprintf(err, errlen, "cannot reach wanmigd at %s: %s", path,
 		    strerror(errno));
 		goto out;
 	}
-	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
-		fprintf(stderr, "wanmig: write %s: %s\n", path, strerror(errno));
+	if (write(fd, req, reqlen) != (ssize_t)reqlen) {
+		snprintf(err, errlen, "write %s: %s", path, strerror(errno));
 		goto out;
 	}
 	for (;;) {
@@ -83,7 +96,7 @@ ctl_call(const char *path, enum gw_ctl_cmd cmd, size_t *lenp)
 			cap = cap ? cap * 2 : 65536;
 			if (cap > GW_CTL_MAX_REPLY + 65536 ||
 			    (nb = realloc(rep, cap)) == NULL) {
-				fprintf(stderr, "wanmig: reply too large\n");
+				snprintf(err, errlen, "reply too large");
 				free(rep);
 				rep = NULL;
 				goto out;
@@ -94,7 +107,7 @@ ctl_call(const char *path, enum gw_ctl_cmd cmd, size_t *lenp)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			fprintf(stderr, "wanmig: read %s: %s\n", path, strerror(errno));
+			snprintf(err, errlen, "read %s: %s", path, strerror(errno));
 			free(rep);
 			rep = NULL;
 			goto out;
@@ -103,8 +116,7 @@ ctl_call(const char *path, enum gw_ctl_cmd cmd, size_t *lenp)
 			break;
 		len += (size_t)n;
 	}
-	if (rep != NULL)
-		rep[len] = '\0';
+	rep[len] = '\0';
 	*lenp = len;
 out:
 	if (fd >= 0)
@@ -113,125 +125,89 @@ out:
 	return rep;
 }
 
-static const char *
-human_bytes(uint64_t v, char *buf, size_t len)
+/* Sends the request line req (consumed) and parses the reply. */
+static int
+request_line(const char *path, char *req, struct json_object **result,
+    char *err, size_t errlen)
 {
-	static const char *const unit[] = { "B", "kB", "MB", "GB", "TB" };
-	double d = (double)v;
-	unsigned u = 0;
+	size_t len = 0;
+	char *rep = ctl_call(path, req, &len, err, errlen);
+	int rc;
 
-	while (d >= 1000.0 && u < 4) {
-		d /= 1000.0;
-		u++;
+	*result = NULL;
+	if (rep == NULL)
+		return CLI_EXIT_UNAVAILABLE;
+	rc = gw_ctl_reply_parse(rep, len, result, err, errlen);
+	free(rep);
+	if (rc == WM_ERR_PROTO)
+		return CLI_EXIT_UNAVAILABLE; /* cut or garbled reply */
+	return rc == 0 ? 0 : CLI_EXIT_ERROR;
+}
+
+int
+cli_request(const char *path, enum gw_ctl_cmd cmd, struct json_object **result,
+    char *err, size_t errlen)
+{
+	return request_line(path, gw_ctl_request_format(cmd), result, err,
+	    errlen);
+}
+
+/* "set peer|route NAME bandwidth RATE" into a request line, or NULL. */
+static char *
+set_request(int argc, char **argv)
+{
+	struct gw_ctl_set set;
+
+	memset(&set, 0, sizeof(set));
+	if (argc != 4 || (strcmp(argv[0], "peer") != 0 &&
+	    strcmp(argv[0], "route") != 0) ||
+	    strcmp(argv[2], "bandwidth") != 0) {
+		fprintf(stderr, "wanmig: usage: set peer|route NAME bandwidth "
+		    "RATE\n");
+		return NULL;
 	}
-	if (u == 0)
-		snprintf(buf, len, "%" PRIu64 " B", v);
-	else
-		snprintf(buf, len, "%.1f %s", d, unit[u]);
-	return buf;
-}
-
-static const char *
-jstr(struct json_object *o, const char *k)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, k, &v) || v == NULL)
-		return "-";
-	return json_object_get_string(v);
-}
-
-static uint64_t
-ju64(struct json_object *o, const char *k)
-{
-	struct json_object *v;
-
-	if (!json_object_object_get_ex(o, k, &v) || v == NULL)
-		return 0;
-	return json_object_get_uint64(v);
-}
-
-static double
-jdbl(struct json_object *o, const char *k, bool *present)
-{
-	struct json_object *v;
-
-	*present = json_object_object_get_ex(o, k, &v) && v != NULL;
-	return *present ? json_object_get_double(v) : 0.0;
+	set.route = strcmp(argv[0], "route") == 0;
+	if (strlen(argv[1]) >= sizeof(set.name)) {
+		fprintf(stderr, "wanmig: name too long: %s\n", argv[1]);
+		return NULL;
+	}
+	snprintf(set.name, sizeof(set.name), "%s", argv[1]);
+	if (wm_rate_parse(argv[3], &set.bandwidth_bps) != 0) {
+		fprintf(stderr, "wanmig: bad rate %s (e.g. 250mbit, 1gbit, "
+		    "unlimited)\n", argv[3]);
+		return NULL;
+	}
+	return gw_ctl_set_format(&set);
 }
 
 static void
-print_status(struct json_object *st)
+print_json(struct json_object *o)
 {
-	struct json_object *peers, *migs, *p, *m;
-	char b1[32], b2[32], b3[32];
-	size_t i, n, active = 0;
+	printf("%s\n", json_object_to_json_string_ext(o,
+	    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
 
-	json_object_object_get_ex(st, "peers", &peers);
-	json_object_object_get_ex(st, "migrations", &migs);
-	n = migs ? json_object_array_length(migs) : 0;
-	for (i = 0; i < n; i++)
-		if (strcmp(jstr(json_object_array_get_idx(migs, i), "state"),
-		    "active") == 0)
-			active++;
-	printf("site %s  wanmigd %s  pid %" PRIu64 "  up since %s%s\n",
-	    jstr(st, "site"), jstr(st, "version"), ju64(st, "pid"),
-	    jstr(st, "started"),
-	    json_object_get_boolean(json_object_object_get(st, "stopping")) ?
-	    "  STOPPING" : "");
-	printf("migrations: %zu active, %" PRIu64 " completed, %" PRIu64
-	    " failed\n\n", active, ju64(st, "migrations_completed"),
-	    ju64(st, "migrations_failed"));
+enum verb { V_STATUS, V_MIGRATIONS, V_PEERS, V_RELOAD, V_SET };
 
-	printf("%-12s %-5s %9s %10s %10s %7s  %s\n", "PEER", "UP", "RTT",
-	    "SENT", "RECEIVED", "STREAMS", "ADDRESS / LAST ERROR");
-	n = peers ? json_object_array_length(peers) : 0;
-	for (i = 0; i < n; i++) {
-		bool has_rtt, up;
-		double rtt;
-		char rtts[32];
+static int
+parse_count(const char *s, long *out)
+{
+	char *end;
 
-		p = json_object_array_get_idx(peers, i);
-		up = json_object_get_boolean(json_object_object_get(p, "connected"));
-		rtt = jdbl(p, "rtt_ms", &has_rtt);
-		if (has_rtt)
-			snprintf(rtts, sizeof(rtts), "%.1f ms", rtt);
-		else
-			snprintf(rtts, sizeof(rtts), "-");
-		printf("%-12s %-5s %9s %10s %10s %7" PRIu64 "  %s\n",
-		    jstr(p, "name"), up ? "yes" : "no", rtts,
-		    human_bytes(ju64(p, "bytes_sent"), b1, sizeof(b1)),
-		    human_bytes(ju64(p, "bytes_received"), b2, sizeof(b2)),
-		    ju64(p, "streams"),
-		    up ? jstr(p, "remote") : (json_object_object_get(p,
-		    "last_error") ? jstr(p, "last_error") : jstr(p, "address")));
-	}
-	printf("\n");
-	n = migs ? json_object_array_length(migs) : 0;
-	if (n == 0) {
-		printf("no migrations yet\n");
-		return;
-	}
-	printf("%-5s %-4s %-12s %-10s %-9s %7s %9s %10s %10s  %s\n", "ID", "DIR",
-	    "ROUTE", "PEER", "STATE", "STREAMS", "ELAPSED", "RAW IN", "WAN",
-	    "SOURCE -> TARGET");
-	for (i = 0; i < n; i++) {
-		bool has;
-		char streams[32], el[32];
+	errno = 0;
+	*out = strtol(s, &end, 10);
+	return errno != 0 || *end != '\0' || *out < 1 ? -1 : 0;
+}
 
-		m = json_object_array_get_idx(migs, i);
-		snprintf(streams, sizeof(streams), "%" PRIu64 "/%" PRIu64,
-		    ju64(m, "streams_open"), ju64(m, "streams"));
-		snprintf(el, sizeof(el), "%.1f s", jdbl(m, "elapsed_s", &has));
-		printf("%-5" PRIu64 " %-4s %-12s %-10s %-9s %7s %9s %10s %10s  %s -> %s\n",
-		    ju64(m, "id"), jstr(m, "direction"), jstr(m, "route"),
-		    jstr(m, "peer"), jstr(m, "state"), streams, el,
-		    human_bytes(ju64(m, "bytes_in"), b1, sizeof(b1)),
-		    human_bytes(ju64(m, "bytes_wan"), b3, sizeof(b3)),
-		    jstr(m, "source"), jstr(m, "target"));
-		if (strcmp(jstr(m, "state"), "failed") == 0)
-			printf("      error: %s\n", jstr(m, "error"));
-	}
+static int
+parse_interval(const char *s, double *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	return errno != 0 || *end != '\0' || !(*out >= 0.1 && *out <= 3600) ?
+	    -1 : 0;
 }
 
 int
@@ -241,19 +217,25 @@ main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "watch", no_argument, NULL, 'w' },
+		{ "interval", required_argument, NULL, 'n' },
+		{ "count", required_argument, NULL, 'N' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *conf_path = NULL, *sock = NULL, *verb;
-	struct json_object *result;
-	enum gw_ctl_cmd cmd;
+	struct cli_watch_opts wo = { .interval_s = 1.0 };
+	const char *conf_path = NULL, *sock = NULL, *name;
+	struct json_object *result, *arr;
+	bool json = false, watch = false;
 	struct conf *c = NULL;
-	bool json = false;
-	char err[512], *rep;
-	size_t len;
+	enum verb verb;
+	char err[512], *setreq = NULL;
 	int ch, rc;
 
-	while ((ch = getopt_long(argc, argv, "+c:s:jh", opts, NULL)) != -1) {
+	setlocale(LC_CTYPE, "");
+	/* Options may come before or after the verb: wanmig status --json. */
+	while ((ch = getopt_long(argc, argv, "c:s:jwn:hV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			conf_path = optarg;
@@ -264,66 +246,123 @@ main(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
+		case 'w':
+			watch = true;
+			break;
+		case 'n':
+			if (parse_interval(optarg, &wo.interval_s) != 0) {
+				fprintf(stderr, "wanmig: --interval takes seconds "
+				    "from 0.1 to 3600\n");
+				return CLI_EXIT_USAGE;
+			}
+			break;
+		case 'N':
+			if (parse_count(optarg, &wo.count) != 0) {
+				fprintf(stderr, "wanmig: --count takes a positive "
+				    "number\n");
+				return CLI_EXIT_USAGE;
+			}
+			break;
+		case 'V':
+			printf("wanmig %s\n", WANMIG_VERSION);
+			return CLI_EXIT_OK;
 		case 'h':
 			usage(stdout);
-			return 0;
+			return CLI_EXIT_OK;
 		default:
 			usage(stderr);
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (optind >= argc) {
+	if (optind < argc && strcmp(argv[optind], "set") == 0) {
+		/* set takes arguments of its own */
+		if ((setreq = set_request(argc - optind - 1, argv + optind + 1))
+		    == NULL)
+			return CLI_EXIT_USAGE;
+		verb = V_SET;
+	} else if (optind + 1 != argc) {
+		if (optind < argc)
+			fprintf(stderr, "wanmig: unexpected argument %s\n",
+			    argv[optind + 1 < argc ? optind + 1 : optind]);
 		usage(stderr);
 		return CLI_EXIT_USAGE;
 	}
-	verb = argv[optind++];
-	/* Options may also follow the verb: wanmig status --json */
-	while (optind < argc) {
-		if (strcmp(argv[optind], "--json") == 0 || strcmp(argv[optind], "-j") == 0) {
-			json = true;
-			optind++;
-			continue;
-		}
-		fprintf(stderr, "wanmig: unexpected argument %s\n", argv[optind]);
-		return CLI_EXIT_USAGE;
-	}
-	if (strcmp(verb, "status") == 0) {
-		cmd = GW_CTL_STATUS;
-	} else if (strcmp(verb, "reload") == 0) {
-		cmd = GW_CTL_RELOAD;
+	name = argv[optind];
+	if (setreq != NULL) {
+		/* verb set above */
+	} else if (strcmp(name, "status") == 0) {
+		verb = V_STATUS;
+	} else if (strcmp(name, "migrations") == 0) {
+		verb = V_MIGRATIONS;
+	} else if (strcmp(name, "peers") == 0) {
+		verb = V_PEERS;
+	} else if (strcmp(name, "reload") == 0) {
+		verb = V_RELOAD;
 	} else {
-		fprintf(stderr, "wanmig: unknown command %s\n", verb);
+		fprintf(stderr, "wanmig: unknown command %s\n", name);
 		usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if (watch && verb != V_STATUS) {
+		fprintf(stderr, "wanmig: --watch goes with status\n");
 		return CLI_EXIT_USAGE;
 	}
 	if (sock == NULL) {
 		if (conf_path == NULL)
 			conf_path = CLI_DEFAULT_CONF;
-		if (conf_load(conf_path, &c, conf_errcb, NULL) != 0)
+		if (conf_load(conf_path, &c, conf_errcb, NULL) != 0) {
+			free(setreq);
 			return CLI_EXIT_CONFIG;
+		}
 		sock = c->site.control;
 	}
-	rep = ctl_call(sock, cmd, &len);
-	if (rep == NULL) {
+	if (watch) {
+		wo.sock = sock;
+		wo.json = json;
+		rc = cli_watch(&wo);
 		conf_free(c);
-		return CLI_EXIT_UNAVAILABLE;
+		return rc;
 	}
-	rc = gw_ctl_reply_parse(rep, len, &result, err, sizeof(err));
-	free(rep);
+	if (verb == V_SET)
+		rc = request_line(sock, setreq, &result, err, sizeof(err));
+	else
+		rc = cli_request(sock, verb == V_RELOAD ? GW_CTL_RELOAD :
+		    GW_CTL_STATUS, &result, err, sizeof(err));
 	conf_free(c);
 	if (rc != 0) {
 		fprintf(stderr, "wanmig: %s\n", err);
-		return 1;
+		return rc;
 	}
-	if (cmd == GW_CTL_STATUS) {
+	switch (verb) {
+	case V_STATUS:
 		if (json)
-			printf("%s\n", json_object_to_json_string_ext(result,
-			    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+			print_json(result);
 		else
-			print_status(result);
-	} else {
+			cli_print_status(stdout, result);
+		break;
+	case V_MIGRATIONS:
+	case V_PEERS:
+		if (json) {
+			arr = cli_jarr(result, verb == V_PEERS ? "peers" :
+			    "migrations");
+			if (arr != NULL)
+				print_json(arr);
+			else
+				printf("[]\n");
+		} else if (verb == V_PEERS) {
+			cli_print_peers(stdout, result);
+		} else {
+			cli_print_migrations(stdout, result);
+		}
+		break;
+	case V_RELOAD:
 		printf("configuration reloaded\n");
+		break;
+	case V_SET:
+		printf("%s %s: bandwidth %s\n", argv[optind + 1], argv[optind + 2],
+		    argv[optind + 4]);
+		break;
 	}
 	json_object_put(result);
-	return 0;
+	return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
 }
