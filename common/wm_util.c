@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -228,6 +229,37 @@ wm_duration_parse(const char *s, uint64_t *out_ms)
 	static const char *const suf[] = { "", "ms", "s", "m", "h" };
 	static const uint64_t mul[] = { 1000, 1, 1000, 60000, 3600000 };
 	return parse_scaled(s, out_ms, suf, mul, sizeof(mul) / sizeof(mul[0]));
+}
+
+int
+wm_rate_parse(const char *s, uint64_t *out_bps)
+{
+	static const char *const suf[] = { "", "bit", "k", "kbit", "m", "mbit",
+		"g", "gbit" };
+	static const uint64_t mul[] = { 1, 1, 1000, 1000, 1000000, 1000000,
+		1000000000, 1000000000 };
+
+	if (strcmp(s, "unlimited") == 0) {
+		*out_bps = 0;
+		return 0;
+	}
+	return parse_scaled(s, out_bps, suf, mul, sizeof(mul) / sizeof(mul[0]));
+}
+
+const char *
+wm_rate_format(uint64_t bps, char *buf, size_t len)
+{
+	if (bps == 0)
+		snprintf(buf, len, "unlimited");
+	else if (bps % 1000000000 == 0)
+		snprintf(buf, len, "%" PRIu64 "gbit", bps / 1000000000);
+	else if (bps % 1000000 == 0)
+		snprintf(buf, len, "%" PRIu64 "mbit", bps / 1000000);
+	else if (bps % 1000 == 0)
+		snprintf(buf, len, "%" PRIu64 "kbit", bps / 1000);
+	else
+		snprintf(buf, len, "%" PRIu64 "bit", bps);
+	return buf;
 }
 
 uint64_t

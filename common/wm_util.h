@@ -45,6 +45,13 @@ bool wm_cidr_match_any(const struct wm_cidr *c, size_t n,
 int wm_size_parse(const char *s, uint64_t *out);
 /* Parses "250", "250ms", "30s", "5m" into milliseconds (bare = seconds). */
 int wm_duration_parse(const char *s, uint64_t *out_ms);
+/*
+ * Parses a link rate in bits per second: "250mbit", "1gbit", "500k",
+ * "100m", "1g" (decimal: k = 1000), "0" or "unlimited" = 0.
+ */
+int wm_rate_parse(const char *s, uint64_t *out_bps);
+/* Formats bits per second as wm_rate_parse reads it ("250mbit"). */
+const char *wm_rate_format(uint64_t bps, char *buf, size_t len);
 /* Monotonic clock in milliseconds / microseconds. */
 uint64_t wm_now_ms(void);
 uint64_t wm_now_us(void);

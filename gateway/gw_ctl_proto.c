@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "wm_err.h"
+#include "wm_util.h"
 
 static const struct {
 	enum gw_ctl_cmd cmd;
@@ -12,6 +13,7 @@ static const struct {
 } commands[] = {
 	{ GW_CTL_STATUS, "status" },
 	{ GW_CTL_RELOAD, "reload" },
+	{ GW_CTL_SET, "set" },
 };
 
 const char *
@@ -172,4 +174,62 @@ gw_ctl_reply_parse(const char *buf, size_t len, struct json_object **result,
 out:
 	json_object_put(rep);
 	return rc;
+}
+
+int
+gw_ctl_set_parse(const char *buf, size_t len, struct gw_ctl_set *set,
+    char *err, size_t errlen)
+{
+	struct json_object *req = parse_json(buf, len), *v;
+	const char *name = NULL;
+	int rc = WM_ERR_PROTO;
+
+	memset(set, 0, sizeof(*set));
+	if (req == NULL || !json_object_is_type(req, json_type_object)) {
+		snprintf(err, errlen, "request is not a JSON object");
+		goto out;
+	}
+	if (json_object_object_get_ex(req, "peer", &v) &&
+	    json_object_is_type(v, json_type_string)) {
+		name = json_object_get_string(v);
+	} else if (json_object_object_get_ex(req, "route", &v) &&
+	    json_object_is_type(v, json_type_string)) {
+		name = json_object_get_string(v);
+		set->route = true;
+	} else {
+		snprintf(err, errlen, "set needs a \"peer\" or \"route\" name");
+		goto out;
+	}
+	if (strlen(name) == 0 || strlen(name) >= sizeof(set->name)) {
+		snprintf(err, errlen, "bad name");
+		goto out;
+	}
+	snprintf(set->name, sizeof(set->name), "%s", name);
+	if (!json_object_object_get_ex(req, "bandwidth", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
+	    wm_rate_parse(json_object_get_string(v), &set->bandwidth_bps) != 0) {
+		snprintf(err, errlen, "set needs \"bandwidth\": a rate such as "
+		    "500mbit, 1gbit or unlimited");
+		goto out;
+	}
+	rc = 0;
+out:
+	json_object_put(req);
+	return rc;
+}
+
+char *
+gw_ctl_set_format(const struct gw_ctl_set *set)
+{
+	struct json_object *o = json_object_new_object();
+	char rate[32];
+
+	if (o == NULL)
+		return NULL;
+	json_object_object_add(o, "command", json_object_new_string("set"));
+	json_object_object_add(o, set->route ? "route" : "peer",
+	    json_object_new_string(set->name));
+	json_object_object_add(o, "bandwidth", json_object_new_string(
+	    wm_rate_format(set->bandwidth_bps, rate, sizeof(rate))));
+	return to_line(o);
 }

@@ -12,7 +12,9 @@
 #ifndef WM_GATEWAY_GW_CTL_PROTO_H
 #define WM_GATEWAY_GW_CTL_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <json-c/json.h>
 
@@ -22,7 +24,27 @@
 enum gw_ctl_cmd {
 	GW_CTL_STATUS = 1,  /* peers and migrations */
 	GW_CTL_RELOAD = 2,  /* re-read the config, as SIGHUP */
+	GW_CTL_SET = 3,     /* change a rate at run time, see gw_ctl_set */
 };
+
+/*
+ * {"command": "set", "peer": NAME, "bandwidth": "500mbit"}  the peer's rate
+ * {"command": "set", "route": NAME, "bandwidth": "100mbit"} a route's cap
+ * ("unlimited" or "0" lifts the limit). Takes effect at once; the next
+ * reload applies the file's values again.
+ */
+struct gw_ctl_set {
+	bool route;                 /* else peer */
+	char name[64];
+	uint64_t bandwidth_bps;
+};
+
+/* Parses the arguments of a "set" request (after gw_ctl_request_parse
+ * said GW_CTL_SET). Returns 0 or WM_ERR_PROTO with a message in err. */
+int gw_ctl_set_parse(const char *buf, size_t len, struct gw_ctl_set *set,
+    char *err, size_t errlen);
+/* Returns a newly allocated "set" request line, or NULL. */
+char *gw_ctl_set_format(const struct gw_ctl_set *set);
 
 /* Returns the command's name, or NULL for an unknown value. */
 const char *gw_ctl_cmd_name(enum gw_ctl_cmd cmd);

@@ -87,9 +87,14 @@ link_verify(struct wan_link *wl, SSL *ssl, char *why, size_t whylen, void *arg)
 	}
 	TAILQ_FOREACH(p, &gw->peers, entry) {
 		if (!p->removed && cr_tls_peer_is(ssl, p->name)) {
+			const struct conf_peer *cp = conf_peer_find(gw->conf,
+			    p->name);
+
 			TAILQ_REMOVE(&gw->pending, gl, entry);
 			gl->peer = p;
 			TAILQ_INSERT_TAIL(&p->links, gl, entry);
+			if (cp != NULL)
+				gw_tune_wan(SSL_get_fd(ssl), cp->congestion);
 			return 0;
 		}
 	}
@@ -227,6 +232,7 @@ peer_dial(struct gw_peer *p)
 		return;
 	}
 	gw_tune_tcp(bufferevent_getfd(bev));
+	gw_tune_wan(bufferevent_getfd(bev), cp->congestion);
 	TAILQ_INSERT_TAIL(&p->links, gl, entry);
 	p->dialling = gl;
 	gl->wl = link_start(gw, gl, bev);
@@ -342,12 +348,19 @@ gw_peers_apply(struct gw *gw)
 			TAILQ_INIT(&p->links);
 			p->backoff_ms = GW_DIAL_BACKOFF_MIN_MS;
 			p->dial_timer = evtimer_new(gw->base, dial_timercb, p);
-			if (p->dial_timer == NULL) {
+			p->shaper = wan_shaper_new(gw->base, cp->bandwidth_bps);
+			if (p->dial_timer == NULL || p->shaper == NULL) {
+				if (p->dial_timer != NULL)
+					event_free(p->dial_timer);
+				wan_shaper_free(p->shaper);
 				free(p);
 				return -1;
 			}
 			TAILQ_INSERT_TAIL(&gw->peers, p, entry);
 		}
+		/* The file's rate wins at every (re)load. */
+		p->rate_overridden = false;
+		wan_shaper_set_rate(p->shaper, cp->bandwidth_bps);
 		if (cp->has_address && p->dialling == NULL &&
 		    !evtimer_pending(p->dial_timer, NULL))
 			peer_dial(p);
@@ -391,6 +404,91 @@ gw_peers_free(struct gw *gw)
 			wan_link_close(gl->wl, "shutting down");
 		TAILQ_REMOVE(&gw->peers, p, entry);
 		event_free(p->dial_timer);
+		wan_shaper_free(p->shaper);
 		free(p);
 	}
+}
+
+/* ---- rates ------------------------------------------------------------- */
+
+void
+gw_peer_bytes(struct gw_peer *p, uint64_t *sent, uint64_t *rcvd)
+{
+	struct gw_link *gl;
+
+	*sent = p->bytes_sent;
+	*rcvd = p->bytes_received;
+	TAILQ_FOREACH(gl, &p->links, entry) {
+		struct wan_link_stats st;
+
+		if (gl->wl == NULL)
+			continue;
+		wan_link_get_stats(gl->wl, &st);
+		*sent += st.bytes_sent;
+		*rcvd += st.bytes_received;
+	}
+}
+
+void
+gw_rates_tick(struct gw *gw)
+{
+	struct gw_peer *p;
+	struct gw_mig *m;
+
+	TAILQ_FOREACH(p, &gw->peers, entry) {
+		uint64_t sent, rcvd, rate_Bps = wan_shaper_rate(p->shaper) / 8;
+		struct gw_link *gl;
+
+		/*
+		 * With a known rate, bound what the tunnel holds in flight to
+		 * one bandwidth-delay product (plus 64 KiB), from
+		 * the measured RTT: the hypervisor then feels the WAN's real
+		 * rate, and what is queued when QEMU stops the VM — the
+		 * downtime — is no more than the link needs (invariant 5).
+		 */
+		TAILQ_FOREACH(gl, &p->links, entry) {
+			struct wan_link_stats st;
+			uint64_t cap = 0;
+
+			if (gl->wl == NULL || !wan_link_ready(gl->wl))
+				continue;
+			wan_link_get_stats(gl->wl, &st);
+			if (rate_Bps != 0 && st.min_rtt_ms > 0)
+				cap = (uint64_t)((double)rate_Bps * st.min_rtt_ms /
+				    1000.0) + (64u << 10);
+			wan_link_set_inflight_cap(gl->wl, cap);
+		}
+		gw_peer_bytes(p, &sent, &rcvd);
+		p->rate_sent_bps = (sent - p->rate_prev_sent) * 8;
+		p->rate_rcvd_bps = (rcvd - p->rate_prev_rcvd) * 8;
+		p->rate_prev_sent = sent;
+		p->rate_prev_rcvd = rcvd;
+	}
+	TAILQ_FOREACH(m, &gw->migs, entry) {
+		uint64_t fwd, ret, wan;
+
+		if (m->state != GW_MIG_ACTIVE)
+			break;
+		gw_mig_totals(m, &fwd, &ret, &wan);
+		m->rate_wan_bps = (wan - m->rate_prev_wan) * 8;
+		m->rate_prev_wan = wan;
+	}
+}
+
+int
+gw_set_peer_rate(struct gw *gw, const char *peer, uint64_t bps, char *err,
+    size_t errlen)
+{
+	struct gw_peer *p = gw_peer_find(gw, peer);
+	char r[32];
+
+	if (p == NULL || p->removed) {
+		snprintf(err, errlen, "no peer named \"%s\"", peer);
+		return -1;
+	}
+	wan_shaper_set_rate(p->shaper, bps);
+	p->rate_overridden = true;
+	log_info("peer %s: bandwidth set to %s at run time", p->name,
+	    wm_rate_format(bps, r, sizeof(r)));
+	return 0;
 }

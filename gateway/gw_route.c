@@ -71,6 +71,7 @@ gw_routes_apply(struct gw *gw)
 		if (r != NULL && r->listen.len == cr->listen.len &&
 		    memcmp(&r->listen.ss, &cr->listen.ss, cr->listen.len) == 0) {
 			r->seen = true;
+			r->cap_overridden = false; /* the file wins at reload */
 			continue;
 		}
 		if (r != NULL) {
@@ -107,6 +108,31 @@ gw_routes_apply(struct gw *gw)
 		}
 	}
 	return rc;
+}
+
+int
+gw_set_route_rate(struct gw *gw, const char *route, uint64_t bps, char *err,
+    size_t errlen)
+{
+	struct gw_route *r = route_find(gw, route);
+	struct gw_mig *m;
+	char buf[32];
+
+	if (r == NULL) {
+		snprintf(err, errlen, "no route named \"%s\"", route);
+		return -1;
+	}
+	r->cap_overridden = true;
+	r->cap_bps = bps;
+	TAILQ_FOREACH(m, &gw->migs, entry) {
+		if (m->state != GW_MIG_ACTIVE)
+			break;
+		if (!m->inbound && m->cap != NULL && strcmp(m->route, route) == 0)
+			wan_shaper_set_rate(m->cap, bps);
+	}
+	log_info("route %s: per-migration bandwidth set to %s at run time",
+	    route, wm_rate_format(bps, buf, sizeof(buf)));
+	return 0;
 }
 
 void

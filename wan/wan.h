@@ -27,6 +27,7 @@
 #include <openssl/ssl.h>
 
 #include "wan_frame.h"
+#include "wan_shape.h"
 
 struct wan_link;
 struct wan_stream;
@@ -72,6 +73,13 @@ struct wan_stream_cbs {
 	/* The stream ended; the handle dies when this returns. */
 	void (*closed)(struct wan_stream *s, enum wan_close_how how,
 	    const char *why, void *arg);
+	/*
+	 * Optional: sees, in order and unchanged, every byte read from the
+	 * local hypervisor just before it enters the tunnel. Returns true to
+	 * keep observing, false to stop (the stream then skips the call).
+	 */
+	bool (*observe)(struct wan_stream *s, const uint8_t *p, size_t len,
+	    void *arg);
 };
 
 struct wan_stream_stats {
@@ -85,8 +93,13 @@ struct wan_link_stats {
 	uint64_t bytes_sent;     /* frame bytes handed to TLS */
 	uint64_t bytes_received; /* frame bytes read from TLS */
 	double rtt_ms;           /* smoothed PING round trip, <0 if none yet */
+	double min_rtt_ms;       /* lowest sample of the last 30 s: the path's
+	                            own delay, without our queues (<0 if none) */
 	uint32_t streams;        /* open streams */
 	uint64_t up_since_ms;    /* wm_now_ms() when HELLO arrived, 0 before */
+	uint64_t inflight;       /* stream bytes sent, not yet written out
+	                            at the far end (credited back) */
+	uint64_t inflight_cap;   /* see wan_link_set_inflight_cap */
 };
 
 /*
@@ -107,6 +120,14 @@ bool wan_link_ready(const struct wan_link *l);
 const char *wan_link_peer_site(const struct wan_link *l);
 /* Counters; valid while the link lives. */
 void wan_link_get_stats(const struct wan_link *l, struct wan_link_stats *st);
+/*
+ * Bounds the bytes all streams of the link together may have in flight
+ * (sent, not yet credited back by the far end) — about one bandwidth-delay
+ * product, so that the hypervisors feel the WAN's real rate (design
+ * invariant 5). 0 leaves only each stream's window. May be called at any
+ * time; a larger bound releases waiting streams at once.
+ */
+void wan_link_set_inflight_cap(struct wan_link *l, uint64_t bytes);
 /* Opaque owner pointer given to wan_link_new. */
 void *wan_link_arg(const struct wan_link *l);
 void wan_link_set_arg(struct wan_link *l, void *arg);
@@ -132,6 +153,15 @@ void wan_stream_attach(struct wan_stream *s, struct bufferevent *bev);
 
 /* Resets a stream at both ends; closed() runs before this returns. */
 void wan_stream_reset(struct wan_stream *s, uint16_t code, const char *why);
+
+/*
+ * Subjects the stream's sending side to up to two token buckets (the
+ * peer's and a per-migration cap; either may be NULL). Call once, right
+ * after the stream is opened or accepted; change rates on the buckets.
+ * The buckets must outlive the stream.
+ */
+void wan_stream_set_shapers(struct wan_stream *s, struct wan_shaper *a,
+    struct wan_shaper *b);
 
 const struct wan_stream_stats *wan_stream_get_stats(const struct wan_stream *s);
 uint32_t wan_stream_id(const struct wan_stream *s);

@@ -46,6 +46,8 @@ struct wan_stream {
 	bool fin_sent, fin_rcvd, shut_wr;
 	bool dead;
 	unsigned pump_gen;               /* see link_writecb */
+	struct wan_shaper *shaper[2];    /* peer rate, migration cap */
+	struct wan_shaper_waiter waiter;
 	struct wan_stream_cbs cbs;
 	void *arg;
 	struct wan_stream_stats st;
@@ -68,11 +70,16 @@ struct wan_link {
 	struct event *timer;
 	struct event *reap;
 	uint64_t created_ms, last_rx_ms, last_ping_ms;
+	uint64_t min_rtt_stamp_ms;
+	uint64_t inflight;               /* sent by all streams, not yet credited */
+	uint64_t inflight_cap;           /* 0 = only the streams' windows */
+	bool cap_blocked;                /* a stream waits for inflight < cap */
 	unsigned pump_gen;
 	struct wan_link_stats st;
 };
 
 static void link_fail(struct wan_link *l, const char *why);
+static void link_pump_all(struct wan_link *l);
 static void stream_pump(struct wan_stream *s);
 
 /* ---- sending frames ---------------------------------------------------- */
@@ -182,6 +189,12 @@ stream_finish(struct wan_stream *s, enum wan_close_how how, const char *why)
 	if (s->dead)
 		return;
 	s->dead = true;
+	wan_shaper_cancel(&s->waiter);
+	/* What it had in flight will never be credited now. */
+	if (l->inflight > l->peer.window - s->send_credit)
+		l->inflight -= l->peer.window - s->send_credit;
+	else
+		l->inflight = 0;
 	TAILQ_REMOVE(&l->streams, s, entry);
 	l->st.streams--;
 	local_release(s, how == WAN_CLOSED_RESET);
@@ -223,8 +236,52 @@ stream_try_shut(struct wan_stream *s)
 	stream_check_done(s);
 }
 
-/* Moves hypervisor bytes into the tunnel, as far as credit and the link's
- * output bound allow; sends FIN after the last byte. */
+/*
+ * libevent (2.1.9 and later) runs the read callback again and again for as
+ * long as the input buffer stays at its high watermark with reading
+ * enabled, so that the owner drains it. A stream that cannot drain (no
+ * credit, shaper, link full) would spin the loop: it turns reading off
+ * instead, and on again once it has room.
+ */
+static void
+stream_read_gate(struct wan_stream *s, struct evbuffer *in)
+{
+	if (s->dead || s->local == NULL || s->local_eof)
+		return;
+	if (evbuffer_get_length(in) >= LOCAL_IN_HIGH)
+		bufferevent_disable(s->local, EV_READ);
+	else if (!(bufferevent_get_enabled(s->local) & EV_READ))
+		bufferevent_enable(s->local, EV_READ);
+}
+
+/* Shows the next len bytes of in to the observer, without copying. */
+static void
+stream_observe(struct wan_stream *s, struct evbuffer *in, size_t len)
+{
+	struct evbuffer_iovec stack[8], *v = stack;
+	int n = evbuffer_peek(in, (ev_ssize_t)len, NULL, stack, 8);
+
+	if (n > 8) {
+		v = calloc((size_t)n, sizeof(*v));
+		if (v == NULL) {
+			s->cbs.observe = NULL; /* stop rather than see a gap */
+			return;
+		}
+		n = evbuffer_peek(in, (ev_ssize_t)len, NULL, v, n);
+	}
+	for (int i = 0; i < n && len > 0 && s->cbs.observe != NULL; i++) {
+		size_t k = v[i].iov_len < len ? v[i].iov_len : len;
+
+		if (!s->cbs.observe(s, v[i].iov_base, k, s->arg))
+			s->cbs.observe = NULL;
+		len -= k;
+	}
+	if (v != stack)
+		free(v);
+}
+
+/* Moves hypervisor bytes into the tunnel, as far as credit, the shapers
+ * and the link's output bound allow; sends FIN after the last byte. */
 static void
 stream_pump(struct wan_stream *s)
 {
@@ -242,17 +299,37 @@ stream_pump(struct wan_stream *s)
 
 		if (evbuffer_get_length(out) >= LINK_OUT_HIGH) {
 			l->blocked = true;
-			return;
+			goto out;
+		}
+		if (l->inflight_cap != 0) {
+			if (l->inflight >= l->inflight_cap) {
+				l->cap_blocked = true;
+				goto out;
+			}
+			if (len > l->inflight_cap - l->inflight)
+				len = (size_t)(l->inflight_cap - l->inflight);
 		}
 		if (len > s->send_credit)
 			len = (size_t)s->send_credit;
 		if (len > WAN_FRAME_MAX_PAYLOAD)
 			len = WAN_FRAME_MAX_PAYLOAD;
+		for (int i = 0; i < 2; i++) {
+			len = wan_shaper_avail(s->shaper[i], len, &s->waiter);
+			if (len == 0) {
+				wan_shaper_wait(s->shaper[i], &s->waiter);
+				goto out;
+			}
+		}
+		wan_shaper_charge(s->shaper[0], WAN_FRAME_HDR + len);
+		wan_shaper_charge(s->shaper[1], WAN_FRAME_HDR + len);
 		h.length = (uint32_t)len;
 		wan_frame_hdr_encode(hdr, &h);
+		if (s->cbs.observe != NULL)
+			stream_observe(s, in, len);
 		evbuffer_add(out, hdr, sizeof(hdr));
 		evbuffer_remove_buffer(in, out, len);
 		s->send_credit -= len;
+		l->inflight += len;
 		s->st.local_in += len;
 		s->st.wan_out += WAN_FRAME_HDR + len;
 		l->st.bytes_sent += WAN_FRAME_HDR + len;
@@ -261,8 +338,11 @@ stream_pump(struct wan_stream *s)
 		send_frame(l, WAN_FIN, s->id, NULL, 0);
 		s->fin_sent = true;
 		s->st.wan_out += WAN_FRAME_HDR;
-		stream_check_done(s);
+		stream_check_done(s); /* may free s */
+		return;
 	}
+out:
+	stream_read_gate(s, in);
 }
 
 static void
@@ -334,6 +414,22 @@ stream_hook_local(struct wan_stream *s, struct bufferevent *b)
 	bufferevent_enable(b, EV_READ | EV_WRITE);
 }
 
+static void
+stream_shaper_ready(void *arg)
+{
+	stream_pump(arg);
+}
+
+void
+wan_stream_set_shapers(struct wan_stream *s, struct wan_shaper *a,
+    struct wan_shaper *b)
+{
+	/* Set once, before the stream has data to send: rate changes are
+	 * made on the buckets themselves (wan_shaper_set_rate). */
+	s->shaper[0] = a;
+	s->shaper[1] = b;
+}
+
 static struct wan_stream *
 stream_new(struct wan_link *l, uint32_t id)
 {
@@ -343,6 +439,8 @@ stream_new(struct wan_link *l, uint32_t id)
 		return NULL;
 	s->link = l;
 	s->id = id;
+	s->waiter.cb = stream_shaper_ready;
+	s->waiter.arg = s;
 	s->send_credit = l->peer.window;
 	TAILQ_INSERT_TAIL(&l->streams, s, entry);
 	l->st.streams++;
@@ -497,6 +595,14 @@ recv_ctrl(struct wan_link *l, const struct wan_frame_hdr *h, const uint8_t *p)
 
 			l->st.rtt_ms = l->st.rtt_ms < 0 ? sample :
 			    0.875 * l->st.rtt_ms + 0.125 * sample;
+			/* A PING queues behind our own data, so the smoothed
+			 * value grows with what we buffer; the minimum does
+			 * not (BBR's min_rtt, refreshed every 30 s). */
+			if (l->st.min_rtt_ms < 0 || sample <= l->st.min_rtt_ms ||
+			    wm_now_ms() - l->min_rtt_stamp_ms > 30000) {
+				l->st.min_rtt_ms = sample;
+				l->min_rtt_stamp_ms = wm_now_ms();
+			}
 		}
 		return;
 	case WAN_HELLO:
@@ -532,7 +638,13 @@ recv_ctrl(struct wan_link *l, const struct wan_frame_hdr *h, const uint8_t *p)
 			wan_stream_reset(s, WAN_RST_PROTO, "peer granted excess credit");
 			break;
 		}
-		stream_pump(s);
+		l->inflight = l->inflight > credit ? l->inflight - credit : 0;
+		if (l->cap_blocked && l->inflight < l->inflight_cap) {
+			l->cap_blocked = false;
+			link_pump_all(l);
+		} else {
+			stream_pump(s);
+		}
 		break;
 	default:
 		break;
@@ -607,17 +719,14 @@ link_readcb(struct bufferevent *b, void *arg)
 	}
 }
 
+/* Pumps every stream of the link once (after the link's output or its
+ * in-flight bound opened up again). */
 static void
-link_writecb(struct bufferevent *b, void *arg)
+link_pump_all(struct wan_link *l)
 {
-	struct wan_link *l = arg;
 	struct wan_stream *s;
 	unsigned gen;
 
-	(void)b;
-	if (!l->blocked || l->dead)
-		return;
-	l->blocked = false;
 	/*
 	 * A pump may end its stream, and a closed() callback may end others,
 	 * so no iterator survives a pump: restart from the head each time and
@@ -628,11 +737,23 @@ link_writecb(struct bufferevent *b, void *arg)
 		TAILQ_FOREACH(s, &l->streams, entry)
 			if (s->pump_gen != gen)
 				break;
-		if (s == NULL || l->dead || l->blocked)
+		if (s == NULL || l->dead || l->blocked || l->cap_blocked)
 			return;
 		s->pump_gen = gen;
 		stream_pump(s);
 	}
+}
+
+static void
+link_writecb(struct bufferevent *b, void *arg)
+{
+	struct wan_link *l = arg;
+
+	(void)b;
+	if (!l->blocked || l->dead)
+		return;
+	l->blocked = false;
+	link_pump_all(l);
 }
 
 /* Describes a TLS or socket failure: verification result, then the errors
@@ -816,6 +937,7 @@ wan_link_new(struct event_base *base, struct bufferevent *bev,
 	l->arg = arg;
 	l->next_id = p->dialled ? 1 : 2;
 	l->st.rtt_ms = -1;
+	l->st.min_rtt_ms = -1;
 	l->created_ms = l->last_rx_ms = wm_now_ms();
 	TAILQ_INIT(&l->streams);
 	l->timer = event_new(base, -1, EV_PERSIST, link_timercb, l);
@@ -838,6 +960,18 @@ wan_link_new(struct event_base *base, struct bufferevent *bev,
 	return l;
 }
 
+void
+wan_link_set_inflight_cap(struct wan_link *l, uint64_t bytes)
+{
+	bool opened = bytes == 0 || bytes > l->inflight_cap;
+
+	l->inflight_cap = bytes;
+	if (l->cap_blocked && opened && !l->dead) {
+		l->cap_blocked = false;
+		link_pump_all(l);
+	}
+}
+
 bool
 wan_link_ready(const struct wan_link *l)
 {
@@ -854,6 +988,8 @@ void
 wan_link_get_stats(const struct wan_link *l, struct wan_link_stats *st)
 {
 	*st = l->st;
+	st->inflight = l->inflight;
+	st->inflight_cap = l->inflight_cap;
 }
 
 void *
