@@ -33,12 +33,14 @@
 
 #define GW_HISTORY 32          /* finished migrations kept for status */
 #define GW_CONNECT_TIMEOUT_S 10
+#define GW_SOURCE_RCVBUF (256 << 10) /* kernel buffer, source QEMU socket */
 #define GW_DIAL_BACKOFF_MIN_MS 500
 #define GW_DIAL_BACKOFF_MAX_MS 30000
 
 struct gw;
 struct gw_peer;
 struct gw_mig;
+struct gw_rarp;
 
 /* One TLS connection of a peer (dialled or accepted). */
 struct gw_link {
@@ -63,6 +65,11 @@ struct gw_peer {
 	uint64_t bytes_sent, bytes_received; /* of links already gone */
 	uint64_t connects, disconnects;
 	char last_error[256];
+	struct wan_shaper *shaper;  /* every stream toward this peer */
+	bool rate_overridden;       /* set at run time (wanmig set) */
+	/* achieved rates, sampled once a second by gw_rates_tick() */
+	uint64_t rate_prev_sent, rate_prev_rcvd;
+	uint64_t rate_sent_bps, rate_rcvd_bps;
 };
 TAILQ_HEAD(gw_peer_list, gw_peer);
 
@@ -73,6 +80,8 @@ struct gw_route {
 	struct wm_addr listen;
 	struct evconnlistener *lev;
 	bool seen;                  /* reload bookkeeping */
+	bool cap_overridden;        /* set at run time (wanmig set) */
+	uint64_t cap_bps;           /* then this per-migration cap */
 };
 TAILQ_HEAD(gw_route_list, gw_route);
 
@@ -115,6 +124,27 @@ struct gw_mig {
 	bool connect_busy;          /* inbound: one connect at a time */
 	/* Totals of streams already closed; live ones are summed on demand. */
 	uint64_t bytes_fwd, bytes_ret, bytes_wan;
+	struct wan_shaper *cap;     /* outbound: the route's per-migration cap */
+	uint64_t rate_prev_wan, rate_wan_bps; /* sampled by gw_rates_tick() */
+	/*
+	 * Inbound: the destination QEMU's return path, read as it goes by
+	 * (be16 type, be16 len, body). Its SHUT message is the only proof
+	 * that the destination loaded the state: a migration is "confirmed"
+	 * only with SHUT 0, and only a confirmed one is announced.
+	 */
+	struct {
+		uint8_t hdr[4], body[4];
+		uint8_t hlen, blen;
+		uint16_t type, len, left;
+		bool done;                  /* SHUT seen or format not followed */
+		bool seen;                  /* a whole message went by */
+		bool shut;
+		uint32_t shut_value;
+	} rp;
+	bool confirmed;
+	/* Inbound, completed: announcing the VM here (gw_rarp.c; owned,
+	 * freed by gw_rarp_mig_cleanup()). */
+	struct gw_rarp *announce;
 };
 TAILQ_HEAD(gw_mig_list, gw_mig);
 
@@ -136,12 +166,24 @@ struct gw {
 	bool stopping;
 	uint64_t stop_deadline_ms;
 	struct event *stop_timer;
+	struct event *rate_timer;
 	int exit_code;
 	time_t started_wall;
 	uint64_t mig_completed, mig_failed;
+	struct gw_metrics *metrics;    /* gw_metrics.c: counters, endpoint */
+	struct gw_notify *notify;      /* gw_notify.c: systemd, or NULL */
 };
 
 /* gw_peer.c */
+/* Totals of a peer's tunnel bytes, links gone and live. */
+void gw_peer_bytes(struct gw_peer *p, uint64_t *sent, uint64_t *rcvd);
+/* Samples achieved rates of peers and migrations (call once a second). */
+void gw_rates_tick(struct gw *gw);
+/* Runtime rate change: peer rate or route cap, bits/s (0 = unlimited). */
+int gw_set_peer_rate(struct gw *gw, const char *peer, uint64_t bps,
+    char *err, size_t errlen);
+int gw_set_route_rate(struct gw *gw, const char *route, uint64_t bps,
+    char *err, size_t errlen);
 int gw_peers_apply(struct gw *gw);          /* (re)create from gw->conf */
 int gw_wan_listen(struct gw *gw);
 void gw_peers_free(struct gw *gw);
@@ -177,10 +219,30 @@ void gw_ctl_close(struct gw *gw);
 /* The status document served to `wanmig status` (caller owns it). */
 struct json_object *gw_status_json(struct gw *gw);
 
+/* gw_metrics.c */
+/* (Re)binds the Prometheus endpoint as gw->conf says (closes it when the
+ * key is gone); 0, or -1 (logged) when the address cannot be bound. */
+int gw_metrics_listen(struct gw *gw);
+/* Adds a finished migration's final figures to the cumulative counters. */
+void gw_metrics_mig_finished(struct gw *gw, const struct gw_mig *m);
+/* The exposition text now (caller frees), or NULL. */
+char *gw_metrics_text(struct gw *gw, size_t *lenp);
+void gw_metrics_close(struct gw *gw);
+
+/* gw_notify.c: systemd notifications; no-ops without $NOTIFY_SOCKET. */
+void gw_notify_ready(struct gw *gw);
+void gw_notify_reloading(struct gw *gw);
+void gw_notify_stopping(struct gw *gw);
+void gw_notify_update(struct gw *gw);    /* STATUS= if it changed */
+void gw_notify_free(struct gw *gw);
+
 /* gw_main.c */
 /* Re-reads the config file and applies it; running migrations go on. */
 int gw_reload(struct gw *gw);
 /* Sets TCP_NODELAY and keepalive on a TCP socket. */
 void gw_tune_tcp(evutil_socket_t fd);
+/* Sets the congestion control of a WAN socket (CONF_CC_*); logs if the
+ * kernel lacks it and falls back to the system default. */
+void gw_tune_wan(evutil_socket_t fd, int congestion);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "gw.h"
 #include "gw_ctl_proto.h"
+#include "gw_rarp.h"
 #include "wm_err.h"
 #include "wm_log.h"
 
@@ -89,6 +90,18 @@ peer_json(struct gw_peer *p)
 	add_u64(o, "streams", streams);
 	add_u64(o, "bytes_sent", sent);
 	add_u64(o, "bytes_received", rcvd);
+	add_u64(o, "rate_limit_bps", wan_shaper_rate(p->shaper));
+	if (best != NULL) {
+		struct wan_link_stats st;
+
+		wan_link_get_stats(best->wl, &st);
+		json_object_object_add(o, "min_rtt_ms", st.min_rtt_ms >= 0 ?
+		    json_object_new_double(st.min_rtt_ms) : NULL);
+		add_u64(o, "inflight_bytes", st.inflight);
+		add_u64(o, "inflight_cap_bytes", st.inflight_cap);
+	}
+	add_u64(o, "rate_sent_bps", p->rate_sent_bps);
+	add_u64(o, "rate_received_bps", p->rate_rcvd_bps);
 	add_u64(o, "connects", p->connects);
 	add_u64(o, "disconnects", p->disconnects);
 	if (p->removed)
@@ -122,13 +135,23 @@ mig_json(struct gw_mig *m)
 	add_u64(o, "bytes_in", fwd);
 	add_u64(o, "bytes_return", ret);
 	add_u64(o, "bytes_wan", wan);
+	if (m->state == GW_MIG_ACTIVE)
+		add_u64(o, "rate_wan_bps", m->rate_wan_bps);
+	if (m->cap != NULL)
+		add_u64(o, "rate_limit_bps", wan_shaper_rate(m->cap));
 	add_time(o, "started", m->started_wall);
 	json_object_object_add(o, "elapsed_s",
 	    json_object_new_double((double)(end - m->started_ms) / 1000.0));
-	if (m->inbound)
+	if (m->inbound) {
 		add_u64(o, "remote_id", m->remote_id);
+		if (m->state == GW_MIG_COMPLETED)
+			json_object_object_add(o, "confirmed",
+			    json_object_new_boolean(m->confirmed));
+	}
 	if (m->state == GW_MIG_FAILED)
 		add_str(o, "error", m->error);
+	if (m->announce != NULL)
+		json_object_object_add(o, "announce", gw_rarp_mig_json(m));
 	return o;
 }
 
@@ -236,13 +259,32 @@ ctl_readcb(struct bufferevent *bev, void *arg)
 	case GW_CTL_STATUS:
 		ctl_reply(bev, gw_ctl_reply_format(gw_status_json(gw), 0, NULL));
 		break;
+	case GW_CTL_SET: {
+		struct gw_ctl_set set;
+		int rc;
+
+		if (gw_ctl_set_parse(req, len, &set, err, sizeof(err)) != 0) {
+			ctl_reply(bev, gw_ctl_reply_format(NULL, WM_ERR_PROTO, err));
+			break;
+		}
+		rc = set.route ?
+		    gw_set_route_rate(gw, set.name, set.bandwidth_bps, err,
+		    sizeof(err)) :
+		    gw_set_peer_rate(gw, set.name, set.bandwidth_bps, err,
+		    sizeof(err));
+		ctl_reply(bev, rc == 0 ? gw_ctl_reply_format(NULL, 0, NULL) :
+		    gw_ctl_reply_format(NULL, WM_ERR_NOTFOUND, err));
+		break;
+	}
 	case GW_CTL_RELOAD:
+		gw_notify_reloading(gw);
 		if (gw_reload(gw) != 0)
 			ctl_reply(bev, gw_ctl_reply_format(NULL, WM_ERR_CONFIG,
 			    "configuration rejected; the daemon's log has the "
 			    "errors; the previous configuration stays in force"));
 		else
 			ctl_reply(bev, gw_ctl_reply_format(NULL, 0, NULL));
+		gw_notify_ready(gw);
 		break;
 	}
 }

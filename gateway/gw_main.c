@@ -63,6 +63,23 @@ gw_tune_tcp(evutil_socket_t fd)
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 }
 
+void
+gw_tune_wan(evutil_socket_t fd, int congestion)
+{
+	static bool warned;
+	const char *name = congestion == CONF_CC_BBR ? "bbr" :
+	    congestion == CONF_CC_CUBIC ? "cubic" : NULL;
+
+	if (fd < 0 || name == NULL)
+		return;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name,
+	    (socklen_t)strlen(name)) != 0 && !warned) {
+		warned = true;
+		log_warn("congestion control %s not available; using the "
+		    "system default", name);
+	}
+}
+
 static SSL_CTX *
 tls_from_conf(const struct conf *c, char *err, size_t errlen)
 {
@@ -104,6 +121,7 @@ gw_reload(struct gw *gw)
 		    nc->site.syslog);
 	/* Listener failures are logged; what could be bound keeps working. */
 	gw_ctl_listen(gw);
+	gw_metrics_listen(gw);
 	if (!gw->stopping) {
 		gw_wan_listen(gw);
 		gw_routes_apply(gw);
@@ -152,6 +170,7 @@ sigterm_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	gw->stopping = true;
+	gw_notify_stopping(gw);
 	gw->stop_deadline_ms = wm_now_ms() + gw->conf->site.shutdown_timeout_ms;
 	log_info("%s: no new migrations; waiting up to %" PRIu64 " s for %zu "
 	    "running", strsignal((int)sig),
@@ -164,11 +183,21 @@ sigterm_cb(evutil_socket_t sig, short what, void *arg)
 }
 
 static void
+rate_timercb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	gw_rates_tick(arg);
+}
+
+static void
 sighup_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
 	(void)what;
+	gw_notify_reloading(arg);
 	gw_reload(arg);
+	gw_notify_ready(arg);
 }
 
 /* ---- main -------------------------------------------------------------- */
@@ -210,9 +239,14 @@ gw_free(struct gw *gw)
 	gw_ctl_close(gw);
 	if (gw->stop_timer != NULL)
 		event_free(gw->stop_timer);
+	if (gw->rate_timer != NULL)
+		event_free(gw->rate_timer);
 	/* Let deferred callbacks and link reapers run before the base goes. */
 	event_base_loop(gw->base, EVLOOP_NONBLOCK);
 	event_base_loop(gw->base, EVLOOP_NONBLOCK);
+	/* After the reapers: a migration finishing there still counts. */
+	gw_metrics_close(gw);
+	gw_notify_free(gw);
 	SSL_CTX_free(gw->tls);
 	conf_free(gw->conf);
 }
@@ -299,14 +333,24 @@ main(int argc, char **argv)
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
-	gw.base = event_base_new();
+	{
+		/* Precise timers (timerfd): the shaper wakes senders at
+		 * sub-millisecond intervals on fast links. */
+		struct event_config *cfg = event_config_new();
+
+		if (cfg != NULL)
+			event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+		gw.base = cfg ? event_base_new_with_config(cfg) : NULL;
+		if (cfg != NULL)
+			event_config_free(cfg);
+	}
 	if (gw.base == NULL) {
 		log_errx("cannot create the event loop");
 		return GW_EXIT_SOFTWARE;
 	}
 	rc = GW_EXIT_UNAVAILABLE;
 	if (gw_ctl_listen(&gw) != 0 || gw_wan_listen(&gw) != 0 ||
-	    gw_routes_apply(&gw) != 0)
+	    gw_routes_apply(&gw) != 0 || gw_metrics_listen(&gw) != 0)
 		goto out;
 	rc = GW_EXIT_SOFTWARE;
 	if (gw_peers_apply(&gw) != 0)
@@ -314,12 +358,19 @@ main(int argc, char **argv)
 	ev_term = evsignal_new(gw.base, SIGTERM, sigterm_cb, &gw);
 	ev_int = evsignal_new(gw.base, SIGINT, sigterm_cb, &gw);
 	ev_hup = evsignal_new(gw.base, SIGHUP, sighup_cb, &gw);
+	gw.rate_timer = event_new(gw.base, -1, EV_PERSIST, rate_timercb, &gw);
+	if (gw.rate_timer != NULL) {
+		struct timeval sec = { 1, 0 };
+
+		event_add(gw.rate_timer, &sec);
+	}
 	if (ev_term == NULL || ev_int == NULL || ev_hup == NULL ||
 	    evsignal_add(ev_term, NULL) != 0 || evsignal_add(ev_int, NULL) != 0 ||
 	    evsignal_add(ev_hup, NULL) != 0)
 		goto out;
 	log_info("wanmigd %s: site %s up (%zu peers, %zu routes)", WANMIG_VERSION,
 	    gw.conf->site.name, gw.conf->npeers, gw.conf->nroutes);
+	gw_notify_ready(&gw); /* every listener is up */
 	gw.exit_code = GW_EXIT_OK;
 	event_base_dispatch(gw.base);
 	rc = gw.exit_code;
@@ -331,6 +382,11 @@ out:
 		event_free(ev_int);
 	if (ev_hup)
 		event_free(ev_hup);
+	/* Freeing the signal events restored the default actions; cleanup is
+	 * bounded, and a late SIGTERM (systemd, a test harness) must not turn
+	 * a clean stop into death by signal. */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
 	gw_free(&gw);
 	event_base_free(gw.base);
 	return rc;

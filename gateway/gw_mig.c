@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "gw.h"
+#include "gw_rarp.h"
 #include "wm_log.h"
 
 static void mig_connect_next(struct gw_mig *m);
@@ -77,6 +78,7 @@ history_trim(struct gw *gw)
 			continue;
 		TAILQ_REMOVE(&gw->migs, m, entry);
 		gw->nhistory--;
+		gw_rarp_mig_cleanup(m);
 		free(m);
 	}
 }
@@ -131,10 +133,30 @@ mig_finish_if_empty(struct gw_mig *m)
 
 	if (!TAILQ_EMPTY(&m->streams))
 		return;
-	if (m->state == GW_MIG_ACTIVE)
+	if (m->state == GW_MIG_ACTIVE && m->inbound && m->rp.shut &&
+	    m->rp.shut_value != 0) {
+		m->state = GW_MIG_FAILED;
+		snprintf(m->error, sizeof(m->error), "the destination QEMU "
+		    "reported a failed load (return path SHUT %" PRIu32 ")",
+		    m->rp.shut_value);
+	} else if (m->state == GW_MIG_ACTIVE && m->inbound && m->rp.seen &&
+	    !m->rp.shut) {
+		/* With a return path, a destination that loaded the state
+		 * always says SHUT before it closes: this one failed (the
+		 * source stopped mid-stream, or the load failed). */
+		m->state = GW_MIG_FAILED;
+		snprintf(m->error, sizeof(m->error), "the destination QEMU "
+		    "closed without confirming the load (no SHUT on the "
+		    "return path)");
+	}
+	if (m->state == GW_MIG_ACTIVE) {
 		m->state = GW_MIG_COMPLETED;
+		m->confirmed = m->inbound && m->rp.shut;
+	}
 	m->ended_ms = wm_now_ms();
 	m->link = NULL;
+	wan_shaper_free(m->cap); /* no stream left to use it */
+	m->cap = NULL;
 	mig_totals(m, &fwd, &ret, &wan);
 	secs = (double)(m->ended_ms - m->started_ms) / 1000.0;
 	if (m->state == GW_MIG_COMPLETED) {
@@ -144,12 +166,23 @@ mig_finish_if_empty(struct gw_mig *m)
 		    PRIu64 " on the WAN", m->id, m->inbound ? "from" : "to",
 		    m->peer, m->inbound ? m->peer : m->source, m->target, secs,
 		    fwd, ret, wan);
+		/* Every stream closed cleanly and the destination QEMU said
+		 * it loaded the state: the VM runs here now. Without that
+		 * word (no return path) nothing proves it: a source that
+		 * stopped mid-stream also ends cleanly, so no announcement. */
+		if (m->inbound && m->confirmed)
+			gw_rarp_mig_completed(m);
+		else if (m->inbound)
+			log_info("migration %" PRIu64 ": not announced: without "
+			    "the return path (QEMU capability return-path) the "
+			    "destination's success is not confirmed", m->id);
 	} else {
 		gw->mig_failed++;
 		log_warnx("migration %" PRIu64 " (%s %s, %s -> %s): failed after "
 		    "%.1f s: %s", m->id, m->inbound ? "from" : "to", m->peer,
 		    m->inbound ? m->peer : m->source, m->target, secs, m->error);
 	}
+	gw_metrics_mig_finished(gw, m); /* cumulative counters, STATUS= */
 	/* Finished migrations move behind the active ones, newest first. */
 	TAILQ_REMOVE(&gw->migs, m, entry);
 	{
@@ -178,14 +211,16 @@ mig_fail(struct gw_mig *m, const char *why)
 	m->state = GW_MIG_FAILED;
 	snprintf(m->error, sizeof(m->error), "%s", why);
 	/* Each reset runs stream_closed(), which unlinks gs; the last one
-	 * finishes (and may free) m, so look at the list before each turn. */
+	 * finishes m, so look at the list before each turn. */
 	while ((gs = TAILQ_FIRST(&m->streams)) != NULL) {
-		if (TAILQ_NEXT(gs, entry) == NULL) {
-			wan_stream_reset(gs->ws, WAN_RST_ERROR, why);
-			return;
-		}
+		bool last = TAILQ_NEXT(gs, entry) == NULL;
+
 		wan_stream_reset(gs->ws, WAN_RST_ERROR, why);
+		if (last)
+			return;
 	}
+	/* Called from the close of its only stream: nothing left to reset. */
+	mig_finish_if_empty(m);
 }
 
 static void
@@ -221,7 +256,65 @@ stream_closed(struct wan_stream *ws, enum wan_close_how how, const char *why,
 		mig_connect_next(m);
 }
 
+/*
+ * Follows the destination's return path on an inbound main channel
+ * (grammar in docs/qemu-migration-format.md, section 7) until its SHUT.
+ * Anything it cannot follow ends the observation: the migration then stays
+ * unconfirmed, which only means it is not announced.
+ */
+static bool
+rp_observe(struct wan_stream *ws, const uint8_t *p, size_t len, void *arg)
+{
+	struct gw_mig *m = ((struct gw_stream *)arg)->mig;
+
+	(void)ws;
+	while (len > 0 && !m->rp.done) {
+		if (m->rp.hlen < 4) {
+			m->rp.hdr[m->rp.hlen++] = *p++;
+			len--;
+			if (m->rp.hlen < 4)
+				continue;
+			m->rp.type = (uint16_t)(m->rp.hdr[0] << 8 | m->rp.hdr[1]);
+			m->rp.len = (uint16_t)(m->rp.hdr[2] << 8 | m->rp.hdr[3]);
+			m->rp.left = m->rp.len;
+			m->rp.blen = 0;
+			/* 1..7 known; 5 (RECV_BITMAP) carries data outside
+			 * its length; the source allows at most 512 bytes. */
+			if (m->rp.type == 0 || m->rp.type > 7 || m->rp.type == 5 ||
+			    m->rp.len > 512 || (m->rp.type == 1 && m->rp.len != 4)) {
+				m->rp.done = true;
+				break;
+			}
+		} else {
+			size_t k = len < m->rp.left ? len : m->rp.left;
+
+			if (m->rp.type == 1)
+				for (size_t i = 0; i < k && m->rp.blen < 4; i++)
+					m->rp.body[m->rp.blen++] = p[i];
+			p += k;
+			len -= k;
+			m->rp.left = (uint16_t)(m->rp.left - k);
+		}
+		if (m->rp.hlen == 4 && m->rp.left == 0) {
+			m->rp.seen = true;
+			if (m->rp.type == 1) {
+				m->rp.shut = true;
+				m->rp.shut_value = (uint32_t)m->rp.body[0] << 24 |
+				    (uint32_t)m->rp.body[1] << 16 |
+				    (uint32_t)m->rp.body[2] << 8 | m->rp.body[3];
+				m->rp.done = true; /* SHUT is the last message */
+			}
+			m->rp.hlen = 0;
+		}
+	}
+	return !m->rp.done;
+}
+
 static const struct wan_stream_cbs stream_cbs = { .closed = stream_closed };
+static const struct wan_stream_cbs main_in_cbs = {
+	.closed = stream_closed,
+	.observe = rp_observe,
+};
 
 static struct gw_stream *
 stream_new(struct gw_mig *m)
@@ -276,6 +369,15 @@ gw_mig_accept(struct gw *gw, struct gw_route *r, evutil_socket_t fd,
 			return;
 		}
 		m->link = gl;
+		m->cap = wan_shaper_new(gw->base, r->cap_overridden ?
+		    r->cap_bps : cr->bandwidth_bps);
+		if (m->cap == NULL) {
+			reset_fd(fd);
+			m->state = GW_MIG_FAILED;
+			snprintf(m->error, sizeof(m->error), "out of memory");
+			mig_finish_if_empty(m);
+			return;
+		}
 		memcpy(&m->source_addr.ss, sa, (size_t)salen);
 		m->source_addr.len = (socklen_t)salen;
 		snprintf(m->source, sizeof(m->source), "%s", src);
@@ -292,6 +394,14 @@ gw_mig_accept(struct gw *gw, struct gw_route *r, evutil_socket_t fd,
 		return;
 	}
 	gw_tune_tcp(fd);
+	{
+		/* What the kernel may hold for us from the source QEMU: small,
+		 * so that QEMU's writes block when the tunnel does instead of
+		 * filling an autotuned buffer of megabytes at LAN speed. */
+		int rcvbuf = GW_SOURCE_RCVBUF;
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	}
 	bev = bufferevent_socket_new(gw->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	memset(&o, 0, sizeof(o));
@@ -300,6 +410,8 @@ gw_mig_accept(struct gw *gw, struct gw_route *r, evutil_socket_t fd,
 	snprintf(o.route, sizeof(o.route), "%s", r->name);
 	snprintf(o.target, sizeof(o.target), "%s", m->target);
 	gs->ws = bev ? wan_stream_open(m->link->wl, bev, &o, &stream_cbs, gs) : NULL;
+	if (gs->ws != NULL)
+		wan_stream_set_shapers(gs->ws, peer->shaper, m->cap);
 	if (gs->ws == NULL) {
 		if (bev == NULL)
 			reset_fd(fd);
@@ -458,7 +570,9 @@ gw_mig_remote_open(struct gw_link *gl, struct wan_stream *ws,
 		return -1;
 	}
 	gs->ws = ws;
-	wan_stream_set_cbs(ws, &stream_cbs, gs);
+	/* The first connection is QEMU's main channel: the return path. */
+	wan_stream_set_cbs(ws, gs->index == 0 ? &main_in_cbs : &stream_cbs, gs);
+	wan_stream_set_shapers(ws, peer->shaper, NULL);
 	mig_connect_next(m);
 	return 0;
 }
@@ -501,6 +615,7 @@ gw_migs_free(struct gw *gw)
 	gw_mig_abort_all(gw, "gateway stopped");
 	while ((m = TAILQ_FIRST(&gw->migs)) != NULL) {
 		TAILQ_REMOVE(&gw->migs, m, entry);
+		gw_rarp_mig_cleanup(m);
 		free(m);
 	}
 }

@@ -74,6 +74,9 @@ def gateway_run(opts, topo, gdir, work):
         text = open(os.path.join(wmgw.SRC, "conf", "examples", site + ".conf")).read()
         text = text.replace("/run/wanmig/%s.sock" % site,
                             os.path.join(work, site + ".sock"))
+        if opts.bandwidth:
+            text = text.replace("#bandwidth = 250mbit",
+                                "bandwidth = %s" % opts.bandwidth)
         confs[site] = os.path.join(work, site + ".conf")
         with open(confs[site], "w") as f:
             f.write(text)
@@ -177,6 +180,8 @@ def main():
     ap.add_argument("--max-bw", type=int, default=1024,
                     help="QEMU max-bandwidth in MiB/s (the link is the limit)")
     ap.add_argument("--no-direct", action="store_true")
+    ap.add_argument("--bandwidth", default=None,
+                    help="shape the tunnel (peer bandwidth), e.g. 235mbit")
     opts = ap.parse_args()
     if os.geteuid() != 0 or shutil.which("ip") is None:
         print("SKIP: needs root and iproute2 for network namespaces")
