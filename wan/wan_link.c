@@ -31,6 +31,7 @@
 #define HANDSHAKE_MS 10000
 #define MAX_STREAMS 1024
 #define TICK_MS 250                /* housekeeping period */
+#define IO_CHUNK (256u << 10)      /* bytes per read or write callback */
 
 struct wan_stream {
 	struct wan_link *link;
@@ -410,6 +411,8 @@ stream_hook_local(struct wan_stream *s, struct bufferevent *b)
 	set_abortive_close(bufferevent_getfd(b), true);
 	bufferevent_setcb(b, local_readcb, local_writecb, local_eventcb, s);
 	bufferevent_setwatermark(b, EV_READ, 0, LOCAL_IN_HIGH);
+	bufferevent_set_max_single_read(b, IO_CHUNK);
+	bufferevent_set_max_single_write(b, IO_CHUNK);
 	s->out_cb = evbuffer_add_cb(bufferevent_get_output(b), local_outcb, s);
 	bufferevent_enable(b, EV_READ | EV_WRITE);
 }
@@ -956,6 +959,10 @@ wan_link_new(struct event_base *base, struct bufferevent *bev,
 	event_add(l->timer, &tv);
 	bufferevent_setcb(bev, link_readcb, link_writecb, link_eventcb, l);
 	bufferevent_setwatermark(bev, EV_WRITE, LINK_OUT_LOW, 0);
+	/* libevent moves at most 16 KiB per read or write callback by
+	 * default: at 1 Gbit/s that is 8000 loop turns a second. */
+	bufferevent_set_max_single_read(bev, IO_CHUNK);
+	bufferevent_set_max_single_write(bev, IO_CHUNK);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	return l;
 }
