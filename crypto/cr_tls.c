@@ -131,17 +131,3 @@ cr_tls_peer_subject(SSL *ssl, char *buf, size_t len)
 	return buf;
 }
 
-const char *
-cr_tls_last_error(SSL *ssl, char *buf, size_t len)
-{
-	long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
-
-	buf[0] = '\0';
-	if (v != X509_V_OK)
-		snprintf(buf, len, "certificate verification: %s",
-		    X509_verify_cert_error_string(v));
-	drain_errors(buf, len);
-	if (buf[0] == '\0')
-		snprintf(buf, len, "connection closed during handshake");
-	return buf;
-}

@@ -47,10 +47,4 @@ bool cr_tls_peer_is(SSL *ssl, const char *name);
  */
 const char *cr_tls_peer_subject(SSL *ssl, char *buf, size_t len);
 
-/*
- * Writes the reason of the last TLS failure on ssl (verification result
- * first, then the OpenSSL error queue, which it empties) into buf.
- */
-const char *cr_tls_last_error(SSL *ssl, char *buf, size_t len);
-
 #endif

@@ -116,8 +116,6 @@ void wan_link_close(struct wan_link *l, const char *why);
 
 /* True once the peer's HELLO arrived and until the link goes down. */
 bool wan_link_ready(const struct wan_link *l);
-/* The peer's site name from HELLO ("" before). */
-const char *wan_link_peer_site(const struct wan_link *l);
 /* Counters; valid while the link lives. */
 void wan_link_get_stats(const struct wan_link *l, struct wan_link_stats *st);
 /*
@@ -128,9 +126,6 @@ void wan_link_get_stats(const struct wan_link *l, struct wan_link_stats *st);
  * time; a larger bound releases waiting streams at once.
  */
 void wan_link_set_inflight_cap(struct wan_link *l, uint64_t bytes);
-/* Opaque owner pointer given to wan_link_new. */
-void *wan_link_arg(const struct wan_link *l);
-void wan_link_set_arg(struct wan_link *l, void *arg);
 
 /*
  * Opens a stream toward the peer for the local connection bev (taken over:
@@ -164,7 +159,5 @@ void wan_stream_set_shapers(struct wan_stream *s, struct wan_shaper *a,
     struct wan_shaper *b);
 
 const struct wan_stream_stats *wan_stream_get_stats(const struct wan_stream *s);
-uint32_t wan_stream_id(const struct wan_stream *s);
-struct wan_link *wan_stream_link(const struct wan_stream *s);
 
 #endif

@@ -502,17 +502,7 @@ wan_stream_get_stats(const struct wan_stream *s)
 	return &s->st;
 }
 
-uint32_t
-wan_stream_id(const struct wan_stream *s)
-{
-	return s->id;
-}
 
-struct wan_link *
-wan_stream_link(const struct wan_stream *s)
-{
-	return s->link;
-}
 
 /* ---- receiving frames -------------------------------------------------- */
 
@@ -985,11 +975,6 @@ wan_link_ready(const struct wan_link *l)
 	return l->ready && !l->dead;
 }
 
-const char *
-wan_link_peer_site(const struct wan_link *l)
-{
-	return l->ready ? l->peer.site : "";
-}
 
 void
 wan_link_get_stats(const struct wan_link *l, struct wan_link_stats *st)
@@ -999,14 +984,4 @@ wan_link_get_stats(const struct wan_link *l, struct wan_link_stats *st)
 	st->inflight_cap = l->inflight_cap;
 }
 
-void *
-wan_link_arg(const struct wan_link *l)
-{
-	return l->arg;
-}
 
-void
-wan_link_set_arg(struct wan_link *l, void *arg)
-{
-	l->arg = arg;
-}

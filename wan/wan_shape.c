@@ -23,7 +23,6 @@ struct wan_shaper {
 	int64_t tokens;              /* may dip below 0 by one frame */
 	int64_t depth;
 	uint64_t last_us;
-	uint64_t charged;
 	struct wan_waiter_list waiters;
 	const struct wan_shaper_waiter *serving; /* whose turn it is */
 	int64_t turn_left;
@@ -165,11 +164,6 @@ wan_shaper_rate(const struct wan_shaper *sh)
 	return sh->rate_Bps * 8;
 }
 
-uint64_t
-wan_shaper_charged(const struct wan_shaper *sh)
-{
-	return sh->charged;
-}
 
 size_t
 wan_shaper_avail(struct wan_shaper *sh, size_t want,
@@ -199,7 +193,6 @@ wan_shaper_charge(struct wan_shaper *sh, size_t n)
 {
 	if (sh == NULL)
 		return;
-	sh->charged += n;
 	if (sh->rate_Bps == 0)
 		return;
 	sh->tokens -= (int64_t)n;

@@ -40,8 +40,6 @@ struct wan_shaper *wan_shaper_new(struct event_base *base, uint64_t rate_bps);
 void wan_shaper_free(struct wan_shaper *sh);
 void wan_shaper_set_rate(struct wan_shaper *sh, uint64_t rate_bps);
 uint64_t wan_shaper_rate(const struct wan_shaper *sh);
-/* Bytes charged since creation (what actually went out under it). */
-uint64_t wan_shaper_charged(const struct wan_shaper *sh);
 
 /*
  * How many bytes the owner of waiter w may send now, at most want. 0 means
