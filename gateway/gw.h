@@ -33,6 +33,7 @@
 
 #define GW_HISTORY 32          /* finished migrations kept for status */
 #define GW_CONNECT_TIMEOUT_S 10
+#define GW_PENDING_MAX 64     /* WAN connections still in their handshake */
 #define GW_SOURCE_RCVBUF (256 << 10) /* kernel buffer, source QEMU socket */
 #define GW_DIAL_BACKOFF_MIN_MS 500
 #define GW_DIAL_BACKOFF_MAX_MS 30000
@@ -167,6 +168,7 @@ struct gw {
 	uint64_t stop_deadline_ms;
 	struct event *stop_timer;
 	struct event *rate_timer;
+	struct event *listen_timer;    /* re-enables listeners after EMFILE */
 	int exit_code;
 	time_t started_wall;
 	uint64_t mig_completed, mig_failed;
@@ -228,6 +230,8 @@ void gw_metrics_mig_finished(struct gw *gw, const struct gw_mig *m);
 /* The exposition text now (caller frees), or NULL. */
 char *gw_metrics_text(struct gw *gw, size_t *lenp);
 void gw_metrics_close(struct gw *gw);
+/* The endpoint's listener, or NULL. */
+struct evconnlistener *gw_metrics_listener(struct gw *gw);
 
 /* gw_notify.c: systemd notifications; no-ops without $NOTIFY_SOCKET. */
 void gw_notify_ready(struct gw *gw);
@@ -239,6 +243,12 @@ void gw_notify_free(struct gw *gw);
 /* gw_main.c */
 /* Re-reads the config file and applies it; running migrations go on. */
 int gw_reload(struct gw *gw);
+/*
+ * Installs the accept-error policy on a listener: on an accept failure
+ * (EMFILE, ENFILE, ENOMEM...) every listener pauses for a second instead
+ * of spinning on a readable socket it cannot accept from.
+ */
+void gw_listener_guard(struct gw *gw, struct evconnlistener *lev);
 /* Sets TCP_NODELAY and keepalive on a TCP socket. */
 void gw_tune_tcp(evutil_socket_t fd);
 /* Sets the congestion control of a WAN socket (CONF_CC_*); logs if the

@@ -367,6 +367,7 @@ gw_ctl_listen(struct gw *gw)
 	}
 	gw_ctl_close(gw);
 	gw->ctl_lev = lev;
+	gw_listener_guard(gw, lev);
 	snprintf(gw->ctl_path, sizeof(gw->ctl_path), "%s", path);
 	log_info("control socket %s", path);
 	return 0;

@@ -80,6 +80,51 @@ gw_tune_wan(evutil_socket_t fd, int congestion)
 	}
 }
 
+static struct gw *guard_gw; /* the daemon's one gw, for the guard below */
+
+static void
+listen_timercb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw *gw = arg;
+	struct gw_route *r;
+	struct evconnlistener *m = gw_metrics_listener(gw);
+
+	(void)fd;
+	(void)what;
+	/* Only the listeners that exist now: none is left dangling. */
+	if (gw->wan_lev != NULL)
+		evconnlistener_enable(gw->wan_lev);
+	if (gw->ctl_lev != NULL)
+		evconnlistener_enable(gw->ctl_lev);
+	if (m != NULL)
+		evconnlistener_enable(m);
+	if (!gw->stopping)
+		TAILQ_FOREACH(r, &gw->routes, entry)
+			if (r->lev != NULL)
+				evconnlistener_enable(r->lev);
+}
+
+static void
+listener_errorcb(struct evconnlistener *lev, void *arg)
+{
+	struct gw *gw = guard_gw;
+	struct timeval sec = { 1, 0 };
+
+	(void)arg;
+	log_warn("accept failed; pausing this listener for 1 s");
+	evconnlistener_disable(lev);
+	if (gw != NULL && gw->listen_timer != NULL &&
+	    !evtimer_pending(gw->listen_timer, NULL))
+		evtimer_add(gw->listen_timer, &sec);
+}
+
+void
+gw_listener_guard(struct gw *gw, struct evconnlistener *lev)
+{
+	guard_gw = gw;
+	evconnlistener_set_error_cb(lev, listener_errorcb);
+}
+
 static SSL_CTX *
 tls_from_conf(const struct conf *c, char *err, size_t errlen)
 {
@@ -241,6 +286,8 @@ gw_free(struct gw *gw)
 		event_free(gw->stop_timer);
 	if (gw->rate_timer != NULL)
 		event_free(gw->rate_timer);
+	if (gw->listen_timer != NULL)
+		event_free(gw->listen_timer);
 	/* Let deferred callbacks and link reapers run before the base goes. */
 	event_base_loop(gw->base, EVLOOP_NONBLOCK);
 	event_base_loop(gw->base, EVLOOP_NONBLOCK);
@@ -348,8 +395,9 @@ main(int argc, char **argv)
 		log_errx("cannot create the event loop");
 		return GW_EXIT_SOFTWARE;
 	}
+	gw.listen_timer = evtimer_new(gw.base, listen_timercb, &gw);
 	rc = GW_EXIT_UNAVAILABLE;
-	if (gw_ctl_listen(&gw) != 0 || gw_wan_listen(&gw) != 0 ||
+	if (gw.listen_timer == NULL || gw_ctl_listen(&gw) != 0 || gw_wan_listen(&gw) != 0 ||
 	    gw_routes_apply(&gw) != 0 || gw_metrics_listen(&gw) != 0)
 		goto out;
 	rc = GW_EXIT_SOFTWARE;

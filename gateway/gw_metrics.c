@@ -366,6 +366,10 @@ conn_readcb(struct bufferevent *bev, void *arg)
 	bool head;
 	int rc;
 
+	if (buf == NULL && len > 0) {
+		conn_error(mc, 431, "Request Header Fields Too Large", NULL, false);
+		return;
+	}
 	rc = gw_metrics_fmt_request_parse(buf, len, GW_METRICS_MAX_REQUEST, &req);
 	if (rc == 0)
 		return;
@@ -473,6 +477,8 @@ gw_metrics_listen(struct gw *gw)
 	lev = evconnlistener_new_bind(gw->base, metrics_acceptcb, mx,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE,
 	    16, (const struct sockaddr *)&cs->metrics.ss, (int)cs->metrics.len);
+	if (lev != NULL)
+		gw_listener_guard(gw, lev);
 	if (lev == NULL) {
 		log_err("cannot listen for metrics on %s", a);
 		return -1;
@@ -497,4 +503,10 @@ gw_metrics_close(struct gw *gw)
 	free(mx->keys);
 	free(mx);
 	gw->metrics = NULL;
+}
+
+struct evconnlistener *
+gw_metrics_listener(struct gw *gw)
+{
+	return gw->metrics != NULL ? gw->metrics->lev : NULL;
 }

@@ -65,6 +65,14 @@ reset_fd(evutil_socket_t fd)
 	evutil_closesocket(fd);
 }
 
+static void
+mig_free(struct gw_mig *m)
+{
+	gw_rarp_mig_cleanup(m);
+	wan_shaper_free(m->cap);
+	free(m);
+}
+
 /* Keeps at most GW_HISTORY finished migrations. */
 static void
 history_trim(struct gw *gw)
@@ -78,8 +86,7 @@ history_trim(struct gw *gw)
 			continue;
 		TAILQ_REMOVE(&gw->migs, m, entry);
 		gw->nhistory--;
-		gw_rarp_mig_cleanup(m);
-		free(m);
+		mig_free(m);
 	}
 }
 
@@ -155,8 +162,8 @@ mig_finish_if_empty(struct gw_mig *m)
 	}
 	m->ended_ms = wm_now_ms();
 	m->link = NULL;
-	wan_shaper_free(m->cap); /* no stream left to use it */
-	m->cap = NULL;
+	/* m->cap is freed with m, never here: this may run inside the cap's
+	 * own timer callback (a stream it woke sent its last bytes). */
 	mig_totals(m, &fwd, &ret, &wan);
 	secs = (double)(m->ended_ms - m->started_ms) / 1000.0;
 	if (m->state == GW_MIG_COMPLETED) {
@@ -448,11 +455,13 @@ connect_eventcb(struct bufferevent *bev, short what, void *arg)
 		m->connect_busy = false;
 		log_debug("migration %" PRIu64 " stream %u: connected to %s",
 		    m->id, (unsigned)gs->index, m->target);
-		/* This connection is established, so the next may start: the
-		 * destination accepts them in this order. Start it before the
-		 * attach, which may end this stream (and the migration). */
-		mig_connect_next(m);
+		/* Attach first: a failing next connect fails the migration
+		 * and frees gs. Then the next may start, since this one is
+		 * established and the destination accepts them in order. m
+		 * outlives its end (history keeps it). */
 		wan_stream_attach(gs->ws, bev);
+		if (m->state == GW_MIG_ACTIVE)
+			mig_connect_next(m);
 		return;
 	}
 	snprintf(why, sizeof(why), "connect to %s: %s", m->target,
@@ -615,8 +624,7 @@ gw_migs_free(struct gw *gw)
 	gw_mig_abort_all(gw, "gateway stopped");
 	while ((m = TAILQ_FIRST(&gw->migs)) != NULL) {
 		TAILQ_REMOVE(&gw->migs, m, entry);
-		gw_rarp_mig_cleanup(m);
-		free(m);
+		mig_free(m);
 	}
 }
 

@@ -261,11 +261,20 @@ wan_acceptcb(struct evconnlistener *lev, evutil_socket_t fd,
 	struct gw *gw = arg;
 	struct bufferevent *bev;
 	struct gw_link *gl;
+	unsigned npending = 0;
 	SSL *ssl;
 
 	(void)lev;
 	(void)salen;
-	if (gw->stopping) {
+	TAILQ_FOREACH(gl, &gw->pending, entry)
+		npending++;
+	/* Unidentified connections cost a socket and a TLS state for up to
+	 * the handshake timeout: bound them, or anyone who reaches the WAN
+	 * port could exhaust our descriptors. */
+	if (gw->stopping || npending >= GW_PENDING_MAX) {
+		if (npending >= GW_PENDING_MAX)
+			log_debug("%d handshakes pending; connection refused",
+			    GW_PENDING_MAX);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -321,6 +330,7 @@ gw_wan_listen(struct gw *gw)
 		return -1;
 	}
 	gw->wan_listen = s->listen;
+	gw_listener_guard(gw, gw->wan_lev);
 	log_info("listening for peers on %s", a);
 	return 0;
 }

@@ -95,6 +95,7 @@ gw_routes_apply(struct gw *gw)
 			rc = -1;
 			continue;
 		}
+		gw_listener_guard(gw, r->lev);
 		log_info("route %s: listening on %s for peer %s", cr->name, a,
 		    cr->peer);
 		TAILQ_INSERT_TAIL(&gw->routes, r, entry);

@@ -51,7 +51,9 @@ gw_sdnotify_send(const char *msg)
 	rc = gw_sdnotify_addr(value, &sun, &len);
 	if (rc != 0)
 		return rc;
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a full manager queue must not stall the event loop;
+	 * a notification lost then is only a status line. */
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return WM_ERR_SYS;
 	do {

@@ -29,7 +29,7 @@
 #define LINK_OUT_LOW (1u << 20)    /* and resume below this */
 #define LOCAL_IN_HIGH (256u << 10) /* read-ahead from a hypervisor */
 #define HANDSHAKE_MS 10000
-#define MAX_STREAMS 1024
+#define MAX_STREAMS 256            /* per link: bounds memory to 256 windows */
 #define TICK_MS 250                /* housekeeping period */
 #define IO_CHUNK (256u << 10)      /* bytes per read or write callback */
 
@@ -70,6 +70,9 @@ struct wan_link {
 	struct wan_stream_list streams;
 	struct event *timer;
 	struct event *reap;
+	struct event *unblock;           /* deferred link_pump_all */
+	struct event *breakev;           /* deferred link_fail after ENOMEM */
+	bool broken;                     /* a frame may be cut: send nothing */
 	uint64_t created_ms, last_rx_ms, last_ping_ms;
 	uint64_t min_rtt_stamp_ms;
 	uint64_t inflight;               /* sent by all streams, not yet credited */
@@ -80,6 +83,7 @@ struct wan_link {
 };
 
 static void link_fail(struct wan_link *l, const char *why);
+static void link_break(struct wan_link *l);
 static void link_pump_all(struct wan_link *l);
 static void stream_pump(struct wan_stream *s);
 
@@ -93,10 +97,14 @@ send_frame(struct wan_link *l, uint8_t type, uint32_t stream,
 	uint8_t hdr[WAN_FRAME_HDR];
 	struct evbuffer *out = bufferevent_get_output(l->bev);
 
+	if (l->broken)
+		return;
 	wan_frame_hdr_encode(hdr, &h);
-	evbuffer_add(out, hdr, sizeof(hdr));
-	if (len > 0)
-		evbuffer_add(out, payload, len);
+	if (evbuffer_add(out, hdr, sizeof(hdr)) != 0 ||
+	    (len > 0 && evbuffer_add(out, payload, len) != 0)) {
+		link_break(l);
+		return;
+	}
 	l->st.bytes_sent += WAN_FRAME_HDR + len;
 }
 
@@ -191,11 +199,15 @@ stream_finish(struct wan_stream *s, enum wan_close_how how, const char *why)
 		return;
 	s->dead = true;
 	wan_shaper_cancel(&s->waiter);
-	/* What it had in flight will never be credited now. */
+	/* What it had in flight will never be credited now; streams held
+	 * back by the link's bound may go (from the loop: this may run
+	 * inside loops over the streams). */
 	if (l->inflight > l->peer.window - s->send_credit)
 		l->inflight -= l->peer.window - s->send_credit;
 	else
 		l->inflight = 0;
+	if (l->cap_blocked && l->inflight < l->inflight_cap && !l->dead)
+		event_active(l->unblock, 0, 0);
 	TAILQ_REMOVE(&l->streams, s, entry);
 	l->st.streams--;
 	local_release(s, how == WAN_CLOSED_RESET);
@@ -290,7 +302,8 @@ stream_pump(struct wan_stream *s)
 	struct evbuffer *in, *out;
 	size_t len;
 
-	if (s->local == NULL || s->fin_sent || l->dead || !l->ready)
+	if (s->local == NULL || s->fin_sent || l->dead || !l->ready ||
+	    l->broken)
 		return;
 	in = bufferevent_get_input(s->local);
 	out = bufferevent_get_output(l->bev);
@@ -327,8 +340,11 @@ stream_pump(struct wan_stream *s)
 		wan_frame_hdr_encode(hdr, &h);
 		if (s->cbs.observe != NULL)
 			stream_observe(s, in, len);
-		evbuffer_add(out, hdr, sizeof(hdr));
-		evbuffer_remove_buffer(in, out, len);
+		if (evbuffer_add(out, hdr, sizeof(hdr)) != 0 ||
+		    evbuffer_remove_buffer(in, out, len) != (int)len) {
+			link_break(l);
+			return;
+		}
 		s->send_credit -= len;
 		l->inflight += len;
 		s->st.local_in += len;
@@ -491,9 +507,10 @@ wan_stream_attach(struct wan_stream *s, struct bufferevent *bev)
 		evbuffer_free(s->pending);
 		s->pending = NULL;
 	}
+	/* The shut cannot end the stream here (nothing was sent yet, so no
+	 * FIN); the pump may, so it goes last. */
+	stream_try_shut(s);
 	stream_pump(s);
-	if (!s->dead)
-		stream_try_shut(s);
 }
 
 const struct wan_stream_stats *
@@ -559,11 +576,10 @@ recv_data(struct wan_link *l, const struct wan_frame_hdr *h,
 	}
 	s->recv_unacked += h->length;
 	s->st.wan_in += WAN_FRAME_HDR + h->length;
-	if (s->local != NULL)
-		evbuffer_remove_buffer(in, bufferevent_get_output(s->local),
-		    h->length);
-	else
-		evbuffer_remove_buffer(in, s->pending, h->length);
+	if (evbuffer_remove_buffer(in, s->local != NULL ?
+	    bufferevent_get_output(s->local) : s->pending, h->length) !=
+	    (int)h->length)
+		link_break(l);
 }
 
 static void
@@ -578,7 +594,10 @@ recv_ctrl(struct wan_link *l, const struct wan_frame_hdr *h, const uint8_t *p)
 		recv_open(l, h, p);
 		return;
 	case WAN_PING:
-		if (wan_u64_decode(p, h->length, &stamp) == 0)
+		/* A peer that pings without reading gets no answers. */
+		if (wan_u64_decode(p, h->length, &stamp) == 0 &&
+		    evbuffer_get_length(bufferevent_get_output(l->bev)) <
+		    LINK_OUT_HIGH)
 			send_u64(l, WAN_PONG, stamp);
 		return;
 	case WAN_PONG:
@@ -626,11 +645,11 @@ recv_ctrl(struct wan_link *l, const struct wan_frame_hdr *h, const uint8_t *p)
 	case WAN_WINDOW:
 		if (wan_u32_decode(p, h->length, &credit) != 0)
 			break;
-		s->send_credit += credit;
-		if (s->send_credit > l->peer.window) {
+		if (credit > l->peer.window - s->send_credit) {
 			wan_stream_reset(s, WAN_RST_PROTO, "peer granted excess credit");
 			break;
 		}
+		s->send_credit += credit;
 		l->inflight = l->inflight > credit ? l->inflight - credit : 0;
 		if (l->cap_blocked && l->inflight < l->inflight_cap) {
 			l->cap_blocked = false;
@@ -675,7 +694,7 @@ link_readcb(struct bufferevent *b, void *arg)
 	struct wan_frame_hdr h;
 
 	l->last_rx_ms = wm_now_ms();
-	while (!l->dead) {
+	while (!l->dead && !l->broken) {
 		size_t avail = evbuffer_get_length(in);
 		int r;
 
@@ -735,6 +754,42 @@ link_pump_all(struct wan_link *l)
 		s->pump_gen = gen;
 		stream_pump(s);
 	}
+}
+
+/*
+ * Out of memory while moving stream bytes: a frame may be cut or a stream
+ * short of bytes, so nothing more may be sent or delivered on this link.
+ * It fails from the loop (this runs inside loops over its streams), which
+ * resets every stream on it: fail closed, never a corrupted stream.
+ */
+static void
+link_break(struct wan_link *l)
+{
+	if (l->broken)
+		return;
+	l->broken = true;
+	event_active(l->breakev, 0, 0);
+}
+
+static void
+link_breakcb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	link_fail(arg, "out of memory moving stream data");
+}
+
+static void
+link_unblockcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct wan_link *l = arg;
+
+	(void)fd;
+	(void)what;
+	if (l->dead || !l->cap_blocked || l->inflight >= l->inflight_cap)
+		return;
+	l->cap_blocked = false;
+	link_pump_all(l);
 }
 
 static void
@@ -868,6 +923,8 @@ link_reapcb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	event_free(l->timer);
 	event_free(l->reap);
+	event_free(l->unblock);
+	event_free(l->breakev);
 	if (l->bev != NULL)
 		bufferevent_free(l->bev);
 	free(l);
@@ -904,8 +961,10 @@ wan_link_close(struct wan_link *l, const char *why)
 		 * error anyway if a stream is still open. */
 		SSL *ssl = bufferevent_openssl_get_ssl(l->bev);
 
-		if (ssl != NULL && evbuffer_get_length(bufferevent_get_output(l->bev)) == 0)
+		if (ssl != NULL && evbuffer_get_length(bufferevent_get_output(l->bev)) == 0) {
 			SSL_shutdown(ssl);
+			ERR_clear_error(); /* not another link's error */
+		}
 	}
 	link_fail(l, why);
 }
@@ -935,11 +994,18 @@ wan_link_new(struct event_base *base, struct bufferevent *bev,
 	TAILQ_INIT(&l->streams);
 	l->timer = event_new(base, -1, EV_PERSIST, link_timercb, l);
 	l->reap = event_new(base, -1, 0, link_reapcb, l);
-	if (l->timer == NULL || l->reap == NULL) {
+	l->unblock = event_new(base, -1, 0, link_unblockcb, l);
+	l->breakev = event_new(base, -1, 0, link_breakcb, l);
+	if (l->timer == NULL || l->reap == NULL || l->unblock == NULL ||
+	    l->breakev == NULL) {
+		if (l->breakev)
+			event_free(l->breakev);
 		if (l->timer)
 			event_free(l->timer);
 		if (l->reap)
 			event_free(l->reap);
+		if (l->unblock)
+			event_free(l->unblock);
 		bufferevent_free(bev);
 		free(l);
 		return NULL;

@@ -145,7 +145,10 @@ void
 wan_shaper_set_rate(struct wan_shaper *sh, uint64_t rate_bps)
 {
 	refill(sh);
-	sh->rate_Bps = rate_bps / 8;
+	if (rate_bps > UINT64_C(1000000000000))
+		rate_bps = UINT64_C(1000000000000); /* 1 Tbit/s: no overflow */
+	/* A tiny rate stays a rate: 0 bytes/s would mean unlimited. */
+	sh->rate_Bps = rate_bps == 0 ? 0 : (rate_bps < 8 ? 1 : rate_bps / 8);
 	sh->depth = (int64_t)(sh->rate_Bps / 50);
 	if (sh->depth < 2 * (int64_t)WAN_SHAPE_QUANTUM)
 		sh->depth = 2 * (int64_t)WAN_SHAPE_QUANTUM;
