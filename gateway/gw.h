@@ -177,8 +177,15 @@ struct gw {
 };
 
 /* gw_peer.c */
-/* Totals of a peer's tunnel bytes, links gone and live. */
-void gw_peer_bytes(struct gw_peer *p, uint64_t *sent, uint64_t *rcvd);
+/* A peer's figures: tunnel bytes of links gone and live, live links and
+ * streams, and the stats of the link new migrations use (best). */
+struct gw_peer_totals {
+	uint64_t sent, rcvd;
+	uint32_t links, streams;
+	struct gw_link *best;          /* NULL when not connected */
+	struct wan_link_stats best_st; /* valid when best != NULL */
+};
+void gw_peer_totals(struct gw_peer *p, struct gw_peer_totals *t);
 /* Samples achieved rates of peers and migrations (call once a second). */
 void gw_rates_tick(struct gw *gw);
 /* Runtime rate change: peer rate or route cap, bits/s (0 = unlimited). */

@@ -53,53 +53,33 @@ peer_json(struct gw_peer *p)
 {
 	struct json_object *o = json_object_new_object();
 	const struct conf_peer *cp = conf_peer_find(p->gw->conf, p->name);
-	struct gw_link *gl, *best = gw_peer_link(p);
-	uint64_t sent = p->bytes_sent, rcvd = p->bytes_received;
-	uint32_t nlinks = 0, streams = 0;
+	const struct wan_link_stats *st;
+	struct gw_peer_totals t;
 	char a[WM_ADDRSTRLEN];
 
-	TAILQ_FOREACH(gl, &p->links, entry) {
-		struct wan_link_stats st;
-
-		if (gl->wl == NULL)
-			continue;
-		wan_link_get_stats(gl->wl, &st);
-		sent += st.bytes_sent;
-		rcvd += st.bytes_received;
-		streams += st.streams;
-		if (wan_link_ready(gl->wl))
-			nlinks++;
-	}
+	gw_peer_totals(p, &t);
+	st = &t.best_st;
 	add_str(o, "name", p->name);
 	if (cp != NULL && cp->has_address)
 		add_str(o, "address", wm_addr_format(
 		    (const struct sockaddr *)&cp->address.ss, a, sizeof(a)));
-	json_object_object_add(o, "connected", json_object_new_boolean(best != NULL));
-	if (best != NULL) {
-		struct wan_link_stats st;
-
-		wan_link_get_stats(best->wl, &st);
-		json_object_object_add(o, "rtt_ms", st.rtt_ms >= 0 ?
-		    json_object_new_double(st.rtt_ms) : NULL);
-		add_str(o, "remote", best->remote);
-		add_u64(o, "connected_s", (wm_now_ms() - st.up_since_ms) / 1000);
-	} else {
-		json_object_object_add(o, "rtt_ms", NULL);
+	json_object_object_add(o, "connected",
+	    json_object_new_boolean(t.best != NULL));
+	json_object_object_add(o, "rtt_ms", t.best != NULL && st->rtt_ms >= 0 ?
+	    json_object_new_double(st->rtt_ms) : NULL);
+	if (t.best != NULL) {
+		add_str(o, "remote", t.best->remote);
+		add_u64(o, "connected_s", (wm_now_ms() - st->up_since_ms) / 1000);
+		json_object_object_add(o, "min_rtt_ms", st->min_rtt_ms >= 0 ?
+		    json_object_new_double(st->min_rtt_ms) : NULL);
+		add_u64(o, "inflight_bytes", st->inflight);
+		add_u64(o, "inflight_cap_bytes", st->inflight_cap);
 	}
-	add_u64(o, "links", nlinks);
-	add_u64(o, "streams", streams);
-	add_u64(o, "bytes_sent", sent);
-	add_u64(o, "bytes_received", rcvd);
+	add_u64(o, "links", t.links);
+	add_u64(o, "streams", t.streams);
+	add_u64(o, "bytes_sent", t.sent);
+	add_u64(o, "bytes_received", t.rcvd);
 	add_u64(o, "rate_limit_bps", wan_shaper_rate(p->shaper));
-	if (best != NULL) {
-		struct wan_link_stats st;
-
-		wan_link_get_stats(best->wl, &st);
-		json_object_object_add(o, "min_rtt_ms", st.min_rtt_ms >= 0 ?
-		    json_object_new_double(st.min_rtt_ms) : NULL);
-		add_u64(o, "inflight_bytes", st.inflight);
-		add_u64(o, "inflight_cap_bytes", st.inflight_cap);
-	}
 	add_u64(o, "rate_sent_bps", p->rate_sent_bps);
 	add_u64(o, "rate_received_bps", p->rate_rcvd_bps);
 	add_u64(o, "connects", p->connects);

@@ -184,30 +184,20 @@ snap_name(struct snap *sn, const char *name)
 static void
 snap_peer(struct gw_peer *p, struct gw_metrics_peer *mp)
 {
-	struct gw_link *gl, *best = gw_peer_link(p);
+	struct gw_peer_totals t;
 
+	gw_peer_totals(p, &t);
 	memset(mp, 0, sizeof(*mp));
 	mp->name = p->name;
-	mp->bytes_sent = p->bytes_sent;
-	mp->bytes_received = p->bytes_received;
+	mp->bytes_sent = t.sent;
+	mp->bytes_received = t.rcvd;
 	mp->connects = p->connects;
 	mp->disconnects = p->disconnects;
-	mp->connected = best != NULL;
-	mp->rtt_s = -1;
-	TAILQ_FOREACH(gl, &p->links, entry) {
-		struct wan_link_stats st;
-
-		if (gl->wl == NULL)
-			continue;
-		wan_link_get_stats(gl->wl, &st);
-		mp->bytes_sent += st.bytes_sent;
-		mp->bytes_received += st.bytes_received;
-		mp->streams += st.streams;
-		if (wan_link_ready(gl->wl))
-			mp->links++;
-		if (gl == best && st.rtt_ms >= 0)
-			mp->rtt_s = st.rtt_ms / 1000.0;
-	}
+	mp->connected = t.best != NULL;
+	mp->streams = t.streams;
+	mp->links = t.links;
+	mp->rtt_s = t.best != NULL && t.best_st.rtt_ms >= 0 ?
+	    t.best_st.rtt_ms / 1000.0 : -1;
 }
 
 static void

@@ -111,8 +111,8 @@ mig_new(struct gw *gw, bool inbound, const char *route, const char *peer)
 }
 
 /* Sums the byte counters of a migration, live streams included. */
-static void
-mig_totals(const struct gw_mig *m, uint64_t *fwd, uint64_t *ret, uint64_t *wan)
+void
+gw_mig_totals(const struct gw_mig *m, uint64_t *fwd, uint64_t *ret, uint64_t *wan)
 {
 	const struct gw_stream *gs;
 
@@ -164,7 +164,7 @@ mig_finish_if_empty(struct gw_mig *m)
 	m->link = NULL;
 	/* m->cap is freed with m, never here: this may run inside the cap's
 	 * own timer callback (a stream it woke sent its last bytes). */
-	mig_totals(m, &fwd, &ret, &wan);
+	gw_mig_totals(m, &fwd, &ret, &wan);
 	secs = (double)(m->ended_ms - m->started_ms) / 1000.0;
 	if (m->state == GW_MIG_COMPLETED) {
 		gw->mig_completed++;
@@ -628,9 +628,3 @@ gw_migs_free(struct gw *gw)
 	}
 }
 
-void
-gw_mig_totals(const struct gw_mig *m, uint64_t *fwd, uint64_t *ret,
-    uint64_t *wan)
-{
-	mig_totals(m, fwd, ret, wan);
-}

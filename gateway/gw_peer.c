@@ -422,20 +422,27 @@ gw_peers_free(struct gw *gw)
 /* ---- rates ------------------------------------------------------------- */
 
 void
-gw_peer_bytes(struct gw_peer *p, uint64_t *sent, uint64_t *rcvd)
+gw_peer_totals(struct gw_peer *p, struct gw_peer_totals *t)
 {
 	struct gw_link *gl;
 
-	*sent = p->bytes_sent;
-	*rcvd = p->bytes_received;
+	memset(t, 0, sizeof(*t));
+	t->sent = p->bytes_sent;
+	t->rcvd = p->bytes_received;
+	t->best = gw_peer_link(p);
 	TAILQ_FOREACH(gl, &p->links, entry) {
 		struct wan_link_stats st;
 
 		if (gl->wl == NULL)
 			continue;
 		wan_link_get_stats(gl->wl, &st);
-		*sent += st.bytes_sent;
-		*rcvd += st.bytes_received;
+		t->sent += st.bytes_sent;
+		t->rcvd += st.bytes_received;
+		t->streams += st.streams;
+		if (wan_link_ready(gl->wl))
+			t->links++;
+		if (gl == t->best)
+			t->best_st = st;
 	}
 }
 
@@ -446,7 +453,8 @@ gw_rates_tick(struct gw *gw)
 	struct gw_mig *m;
 
 	TAILQ_FOREACH(p, &gw->peers, entry) {
-		uint64_t sent, rcvd, rate_Bps = wan_shaper_rate(p->shaper) / 8;
+		uint64_t rate_Bps = wan_shaper_rate(p->shaper) / 8;
+		struct gw_peer_totals t;
 		struct gw_link *gl;
 
 		/*
@@ -468,11 +476,11 @@ gw_rates_tick(struct gw *gw)
 				    1000.0) + (64u << 10);
 			wan_link_set_inflight_cap(gl->wl, cap);
 		}
-		gw_peer_bytes(p, &sent, &rcvd);
-		p->rate_sent_bps = (sent - p->rate_prev_sent) * 8;
-		p->rate_rcvd_bps = (rcvd - p->rate_prev_rcvd) * 8;
-		p->rate_prev_sent = sent;
-		p->rate_prev_rcvd = rcvd;
+		gw_peer_totals(p, &t);
+		p->rate_sent_bps = (t.sent - p->rate_prev_sent) * 8;
+		p->rate_rcvd_bps = (t.rcvd - p->rate_prev_rcvd) * 8;
+		p->rate_prev_sent = t.sent;
+		p->rate_prev_rcvd = t.rcvd;
 	}
 	TAILQ_FOREACH(m, &gw->migs, entry) {
 		uint64_t fwd, ret, wan;

@@ -387,13 +387,7 @@ def main():
         ok = False
     finally:
         topo.down()
-    if not ok:
-        for f in ("east.log", "west.log"):
-            p = os.path.join(work, f)
-            if os.path.exists(p):
-                print("---- %s (tail)\n%s" % (f, open(p, errors="replace").read()[-4000:]))
-    else:
-        shutil.rmtree(work, ignore_errors=True)
+    wmgw.finish(work, ok, tail=4000)
     log("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

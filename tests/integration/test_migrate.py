@@ -140,13 +140,7 @@ def main():
     except Exception as e:
         log("FAIL: %r" % e)
         rc = 1
-    if rc != 0:
-        for f in ("east.log", "west.log"):
-            p = os.path.join(work, f)
-            if os.path.exists(p):
-                print("---- %s (tail)\n%s" % (f, open(p, errors="replace").read()[-3000:]))
-    else:
-        shutil.rmtree(work, ignore_errors=True)
+    wmgw.finish(work, rc == 0)
     return rc
 
 

@@ -564,12 +564,7 @@ def main():
         rc = 1
     if rc == 1:
         log("%d failure(s): %s" % (len(FAILS), "; ".join(f.split("\n")[0] for f in FAILS)))
-        for f in ("east.log", "west.log"):
-            p = os.path.join(work, f)
-            if os.path.exists(p):
-                print("---- %s (tail)\n%s" % (f, open(p, errors="replace").read()[-3000:]))
-    else:
-        shutil.rmtree(work, ignore_errors=True)
+    wmgw.finish(work, rc != 1)
     return rc
 
 

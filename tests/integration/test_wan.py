@@ -206,13 +206,7 @@ def main():
         topo.down()
     summary(opts, gw, direct)
     ok = gw is not None and (opts.no_direct or direct is not None)
-    if not ok:
-        for f in ("east.log", "west.log"):
-            p = os.path.join(work, f)
-            if os.path.exists(p):
-                print("---- %s (tail)\n%s" % (f, open(p, errors="replace").read()[-3000:]))
-    else:
-        shutil.rmtree(work, ignore_errors=True)
+    wmgw.finish(work, ok)
     log("PASS" if ok else "FAIL")
     return 0 if ok else 1
 

@@ -6,6 +6,7 @@ through the real CLI (`wanmig status --json`). Standard library only.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -164,3 +165,17 @@ class Gateway:
                 self.proc.wait()
         self.logf.close()
         return self.proc.returncode
+
+
+def finish(work, ok, logs=("east.log", "west.log"), tail=3000):
+    """End of a test: on failure print the tail of the daemons' logs and
+    keep the work dir for a post-mortem; on success remove it."""
+    if ok:
+        shutil.rmtree(work, ignore_errors=True)
+        return
+    for f in logs:
+        p = os.path.join(work, f)
+        if os.path.exists(p):
+            with open(p, errors="replace") as fh:
+                print("---- %s (tail)\n%s" % (f, fh.read()[-tail:]))
+    print("work dir kept: %s" % work)
