@@ -68,6 +68,14 @@ struct conf_peer {
 	uint64_t bandwidth_bps;         /* bandwidth: shaper rate toward this
 	                                   peer, bits/s; 0 = unlimited (0) */
 	int congestion;                 /* congestion: CONF_CC_* (bbr) */
+	uint32_t streams;               /* streams: TLS connections we dial
+	                                   and stripe over, 1..16 (4) */
+	uint64_t resume_window_ms;      /* resume-window: how long a tunnel
+	                                   without connections waits to
+	                                   resume, 0..1h (30s) */
+	uint64_t resume_buffer;         /* resume-buffer: bytes kept for
+	                                   resending and held ahead of a gap,
+	                                   each way, 1m..1g (64m) */
 	int line;
 };
 

@@ -119,6 +119,14 @@
 	X(CK_PEER_CONGESTION, CONF_S_PEER, "congestion",		\
 	    CONF_T_CONGESTION, CONF_PEER_OFF(congestion), CONF_NOAUX, 0,\
 	    0, 0, "bbr")						\
+	X(CK_PEER_STREAMS, CONF_S_PEER, "streams", CONF_T_UINT,		\
+	    CONF_PEER_OFF(streams), CONF_NOAUX, 0, 1, 16, "4")		\
+	X(CK_PEER_RESUME_WINDOW, CONF_S_PEER, "resume-window",		\
+	    CONF_T_DURATION, CONF_PEER_OFF(resume_window_ms), CONF_NOAUX,\
+	    0, 0, 3600 * CONF_SEC, "30s")				\
+	X(CK_PEER_RESUME_BUFFER, CONF_S_PEER, "resume-buffer", CONF_T_SIZE,\
+	    CONF_PEER_OFF(resume_buffer), CONF_NOAUX, 0,		\
+	    1024 * CONF_KB, CONF_GB, "64m")				\
 	X(CK_ROUTE_LISTEN, CONF_S_ROUTE, "listen", CONF_T_ADDR,		\
 	    CONF_ROUTE_OFF(listen), CONF_NOAUX, CONF_F_REQUIRED,	\
 	    0, 0, NULL)							\

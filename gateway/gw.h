@@ -37,22 +37,37 @@
 #define GW_SOURCE_RCVBUF (256 << 10) /* kernel buffer, source QEMU socket */
 #define GW_DIAL_BACKOFF_MIN_MS 500
 #define GW_DIAL_BACKOFF_MAX_MS 30000
+#define GW_RESUME_BACKOFF_MAX_MS 1000 /* while a session waits to resume */
+#define GW_HANDSHAKE_MS 5000
 
 struct gw;
 struct gw_peer;
 struct gw_mig;
 struct gw_rarp;
 
-/* One TLS connection of a peer (dialled or accepted). */
+/*
+ * One tunnel session with a peer: the one we dial (its connections
+ * re-dialled within the resume window), or one the peer dialled.
+ */
 struct gw_link {
 	TAILQ_ENTRY(gw_link) entry;
 	struct gw *gw;
-	struct gw_peer *peer;       /* NULL until the certificate named it */
+	struct gw_peer *peer;
 	struct wan_link *wl;        /* NULL once down */
 	bool dialled;
-	char remote[WM_ADDRSTRLEN];
+	char remote[WM_ADDRSTRLEN]; /* the last connection's far end */
 };
 TAILQ_HEAD(gw_link_list, gw_link);
+
+/* An accepted connection before its HELLO names a session. */
+struct gw_pconn {
+	TAILQ_ENTRY(gw_pconn) entry;
+	struct gw *gw;
+	struct gw_peer *peer;       /* NULL until the certificate named it */
+	struct wan_conn *conn;
+	char remote[WM_ADDRSTRLEN];
+};
+TAILQ_HEAD(gw_pconn_list, gw_pconn);
 
 struct gw_peer {
 	TAILQ_ENTRY(gw_peer) entry;
@@ -60,11 +75,13 @@ struct gw_peer {
 	char name[CONF_NAME_MAX];
 	bool removed;               /* gone from the config: no new work */
 	struct gw_link_list links;
-	struct gw_link *dialling;   /* our dialled link, up or in progress */
+	struct gw_link *dialling;   /* our dialled session, up, resuming or
+	                               dialling its first connection */
 	struct event *dial_timer;
 	uint64_t backoff_ms;
 	uint64_t bytes_sent, bytes_received; /* of links already gone */
 	uint64_t connects, disconnects;
+	uint64_t outages, resumes;  /* of sessions already gone */
 	char last_error[256];
 	struct wan_shaper *shaper;  /* every stream toward this peer */
 	bool rate_overridden;       /* set at run time (wanmig set) */
@@ -159,7 +176,7 @@ struct gw {
 	struct evconnlistener *ctl_lev;
 	char ctl_path[PATH_MAX];
 	struct gw_peer_list peers;
-	struct gw_link_list pending;   /* accepted, not yet identified */
+	struct gw_pconn_list pending;  /* accepted, before their HELLO */
 	struct gw_route_list routes;
 	struct gw_mig_list migs;       /* active first, then history */
 	unsigned nhistory;
@@ -180,8 +197,10 @@ struct gw {
 /* A peer's figures: tunnel bytes of links gone and live, live links and
  * streams, and the stats of the link new migrations use (best). */
 struct gw_peer_totals {
-	uint64_t sent, rcvd;
-	uint32_t links, streams;
+	uint64_t sent, rcvd, resent;
+	uint32_t links, streams, conns;
+	uint64_t outages, resumes;
+	bool resuming;                 /* a session waits for a connection */
 	struct gw_link *best;          /* NULL when not connected */
 	struct wan_link_stats best_st; /* valid when best != NULL */
 };

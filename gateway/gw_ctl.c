@@ -76,7 +76,12 @@ peer_json(struct gw_peer *p)
 		add_u64(o, "inflight_cap_bytes", st->inflight_cap);
 	}
 	add_u64(o, "links", t.links);
+	add_u64(o, "connections", t.conns);
 	add_u64(o, "streams", t.streams);
+	json_object_object_add(o, "resuming", json_object_new_boolean(t.resuming));
+	add_u64(o, "outages", t.outages);
+	add_u64(o, "resumes", t.resumes);
+	add_u64(o, "bytes_resent", t.resent);
 	add_u64(o, "bytes_sent", t.sent);
 	add_u64(o, "bytes_received", t.rcvd);
 	add_u64(o, "rate_limit_bps", wan_shaper_rate(p->shaper));

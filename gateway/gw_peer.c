@@ -2,9 +2,13 @@
  * gw_peer.c - peers: the WAN listener, dialling with backoff, and the
  * identity check that binds a TLS connection to a configured peer.
  *
- * A peer with an address is dialled and re-dialled (backoff from 0.5 s,
- * doubling, at most 30 s); any peer may also connect to us. Both links
- * are usable; new migrations prefer the one we dialled.
+ * A peer with an address gets one tunnel session from us, carried by
+ * `streams` TLS connections dialled one after the other. A lost
+ * connection is re-dialled (backoff from 0.5 s, doubling, at most 1 s
+ * while the session waits to resume, else 30 s) and the session resumes
+ * where it stopped. Any peer may also dial us: each of its sessions is a
+ * link here, found again by its id when it reconnects. New migrations
+ * prefer the session we dialled.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -53,74 +57,88 @@ gw_peer_connected(struct gw_peer *p)
 static void
 dial_schedule(struct gw_peer *p)
 {
+	struct wan_link_stats st;
+	uint64_t max = GW_DIAL_BACKOFF_MAX_MS;
 	struct timeval tv;
 
 	if (p->removed || p->gw->stopping)
 		return;
+	/* A session that was up holds migrations: redial fast. */
+	if (p->dialling != NULL && p->dialling->wl != NULL) {
+		wan_link_get_stats(p->dialling->wl, &st);
+		if (st.up_since_ms != 0)
+			max = GW_RESUME_BACKOFF_MAX_MS;
+	}
+	if (p->backoff_ms > max)
+		p->backoff_ms = max;
 	tv.tv_sec = (time_t)(p->backoff_ms / 1000);
 	tv.tv_usec = (suseconds_t)(p->backoff_ms % 1000) * 1000;
 	evtimer_add(p->dial_timer, &tv);
 	p->backoff_ms *= 2;
-	if (p->backoff_ms > GW_DIAL_BACKOFF_MAX_MS)
-		p->backoff_ms = GW_DIAL_BACKOFF_MAX_MS;
+	if (p->backoff_ms > max)
+		p->backoff_ms = max;
+}
+
+static struct wan_link_params
+link_params(struct gw *gw, const struct conf_peer *cp, bool dialled)
+{
+	struct wan_link_params lp = {
+		.site = gw->conf->site.name,
+		.peer_site = cp->name,
+		.window = (uint32_t)gw->conf->site.window,
+		.reorder = (uint32_t)cp->resume_buffer,
+		.keepalive_ms = cp->keepalive_ms,
+		.timeout_ms = cp->timeout_ms,
+		.resume_ms = cp->resume_window_ms,
+		.dialled = dialled,
+	};
+
+	return lp;
 }
 
 /* ---- link callbacks ---------------------------------------------------- */
 
-static int
-link_verify(struct wan_link *wl, SSL *ssl, char *why, size_t whylen, void *arg)
-{
-	struct gw_link *gl = arg;
-	struct gw *gw = gl->gw;
-	struct gw_peer *p;
-	char subj[256];
-
-	(void)wl;
-	if (gl->peer != NULL) {
-		/* Dialled: the handshake already checked the name; check
-		 * again, it costs nothing. */
-		if (cr_tls_peer_is(ssl, gl->peer->name))
-			return 0;
-		snprintf(why, whylen, "certificate %s is not peer %s",
-		    cr_tls_peer_subject(ssl, subj, sizeof(subj)), gl->peer->name);
-		return -1;
-	}
-	TAILQ_FOREACH(p, &gw->peers, entry) {
-		if (!p->removed && cr_tls_peer_is(ssl, p->name)) {
-			const struct conf_peer *cp = conf_peer_find(gw->conf,
-			    p->name);
-
-			TAILQ_REMOVE(&gw->pending, gl, entry);
-			gl->peer = p;
-			TAILQ_INSERT_TAIL(&p->links, gl, entry);
-			if (cp != NULL)
-				gw_tune_wan(SSL_get_fd(ssl), cp->congestion);
-			return 0;
-		}
-	}
-	snprintf(why, whylen, "certificate %s matches no configured peer",
-	    cr_tls_peer_subject(ssl, subj, sizeof(subj)));
-	return -1;
-}
-
 static void
-link_ready(struct wan_link *wl, const struct wan_hello *h, void *arg)
+link_conn_up(struct wan_link *wl, bool resumed, void *arg)
 {
 	struct gw_link *gl = arg;
 	struct gw_peer *p = gl->peer;
+	struct wan_link_stats st;
 
-	if (strcmp(h->site, p->name) != 0) {
-		log_warnx("peer %s (%s) announces itself as \"%s\"; dropped",
-		    p->name, gl->remote, h->site);
-		wan_link_close(wl, "site name in HELLO does not match certificate");
-		return;
-	}
+	wan_link_get_stats(wl, &st);
 	p->connects++;
 	if (gl->dialled)
 		p->backoff_ms = GW_DIAL_BACKOFF_MIN_MS;
 	p->last_error[0] = '\0';
-	log_info("peer %s connected (%s, %s)", p->name, gl->remote,
-	    gl->dialled ? "dialled" : "accepted");
+	if (resumed)
+		log_info("peer %s: session resumed (%s, %s), %u connection(s)",
+		    p->name, gl->remote, gl->dialled ? "dialled" : "accepted",
+		    st.conns);
+	else
+		log_info("peer %s connected (%s, %s), %u connection(s)", p->name,
+		    gl->remote, gl->dialled ? "dialled" : "accepted", st.conns);
+	if (gl->dialled)
+		peer_dial(p); /* the next stripe, if any is missing */
+}
+
+static void
+link_conn_down(struct wan_link *wl, const char *why, void *arg)
+{
+	struct gw_link *gl = arg;
+	struct gw_peer *p = gl->peer;
+	struct wan_link_stats st;
+
+	wan_link_get_stats(wl, &st);
+	snprintf(p->last_error, sizeof(p->last_error), "%s", why);
+	if (st.conns == 0 && st.up_since_ms != 0) {
+		p->disconnects++;
+		log_warnx("peer %s (%s): connection lost: %s; resuming within "
+		    "the resume window", p->name, gl->remote, why);
+	} else {
+		log_warnx("peer %s (%s): %s", p->name, gl->remote, why);
+	}
+	if (gl->dialled && p->dialling == gl)
+		dial_schedule(p);
 }
 
 static int
@@ -140,21 +158,14 @@ link_down(struct wan_link *wl, const char *why, void *arg)
 
 	wan_link_get_stats(wl, &st);
 	gl->wl = NULL;
-	if (p == NULL) {
-		log_warnx("connection from %s refused: %s", gl->remote, why);
-		TAILQ_REMOVE(&gl->gw->pending, gl, entry);
-		free(gl);
-		return;
-	}
 	p->bytes_sent += st.bytes_sent;
 	p->bytes_received += st.bytes_received;
+	p->outages += st.outages;
+	p->resumes += st.resumes;
 	snprintf(p->last_error, sizeof(p->last_error), "%s", why);
-	if (st.up_since_ms != 0) {
-		p->disconnects++;
-		log_warnx("peer %s (%s) disconnected: %s", p->name, gl->remote, why);
-	} else {
-		log_warnx("peer %s (%s): %s", p->name, gl->remote, why);
-	}
+	if (st.up_since_ms != 0)
+		log_warnx("peer %s (%s): session ended: %s", p->name, gl->remote,
+		    why);
 	TAILQ_REMOVE(&p->links, gl, entry);
 	if (p->dialling == gl) {
 		p->dialling = NULL;
@@ -164,84 +175,119 @@ link_down(struct wan_link *wl, const char *why, void *arg)
 }
 
 static const struct wan_link_cbs link_cbs = {
-	.verify = link_verify,
-	.ready = link_ready,
 	.open = link_open,
+	.conn_up = link_conn_up,
+	.conn_down = link_conn_down,
 	.down = link_down,
 };
 
-static struct wan_link *
-link_start(struct gw *gw, struct gw_link *gl, struct bufferevent *bev)
+static struct gw_link *
+link_create(struct gw_peer *p, const struct conf_peer *cp, bool dialled,
+    uint64_t session, const char *remote)
 {
-	const struct conf_peer *cp = gl->peer ?
-	    conf_peer_find(gw->conf, gl->peer->name) : NULL;
-	struct wan_link_params lp = {
-		.site = gw->conf->site.name,
-		.window = (uint32_t)gw->conf->site.window,
-		.keepalive_ms = cp ? cp->keepalive_ms : 5000,
-		.timeout_ms = cp ? cp->timeout_ms : 20000,
-		.dialled = gl->dialled,
-	};
+	struct gw *gw = p->gw;
+	struct wan_link_params lp = link_params(gw, cp, dialled);
+	struct gw_link *gl = calloc(1, sizeof(*gl));
 
-	return wan_link_new(gw->base, bev, &lp, &link_cbs, gl);
+	if (gl == NULL)
+		return NULL;
+	gl->gw = gw;
+	gl->peer = p;
+	gl->dialled = dialled;
+	snprintf(gl->remote, sizeof(gl->remote), "%s", remote);
+	gl->wl = wan_link_new(gw->base, &lp, &link_cbs, gl, session);
+	if (gl->wl == NULL) {
+		free(gl);
+		return NULL;
+	}
+	TAILQ_INSERT_TAIL(&p->links, gl, entry);
+	return gl;
 }
 
 /* ---- dialling ---------------------------------------------------------- */
 
+static int
+dconn_verify(struct wan_conn *c, SSL *ssl, char *why, size_t whylen,
+    void *arg)
+{
+	struct gw_peer *p = arg;
+	char subj[256];
+
+	(void)c;
+	/* The handshake already checked the name; check again, it costs
+	 * nothing. */
+	if (cr_tls_peer_is(ssl, p->name))
+		return 0;
+	snprintf(why, whylen, "certificate %s is not peer %s",
+	    cr_tls_peer_subject(ssl, subj, sizeof(subj)), p->name);
+	return -1;
+}
+
+static const struct wan_conn_cbs dconn_cbs = {
+	.verify = dconn_verify,
+};
+
+/*
+ * Makes sure our session with the peer exists and dials its next missing
+ * connection: one handshake at a time, up to `streams` connections.
+ */
 static void
 peer_dial(struct gw_peer *p)
 {
 	struct gw *gw = p->gw;
 	const struct conf_peer *cp = conf_peer_find(gw->conf, p->name);
+	struct wan_conn_params cpar = { GW_HANDSHAKE_MS, true };
+	struct wan_link_stats st;
 	struct bufferevent *bev;
-	struct gw_link *gl;
+	struct wan_conn *c;
+	char remote[WM_ADDRSTRLEN];
 	SSL *ssl;
 
-	if (cp == NULL || !cp->has_address || p->dialling != NULL || gw->stopping)
+	if (cp == NULL || !cp->has_address || gw->stopping || p->removed)
 		return;
-	gl = calloc(1, sizeof(*gl));
+	wm_addr_format((const struct sockaddr *)&cp->address.ss, remote,
+	    sizeof(remote));
+	if (p->dialling == NULL) {
+		p->dialling = link_create(p, cp, true, 0, remote);
+		if (p->dialling == NULL) {
+			dial_schedule(p);
+			return;
+		}
+	}
+	wan_link_get_stats(p->dialling->wl, &st);
+	if (st.conns + st.conns_pending >= cp->streams || st.conns_pending > 0)
+		return;
 	ssl = cr_tls_new(gw->tls, p->name);
-	if (gl == NULL || ssl == NULL) {
-		free(gl);
-		SSL_free(ssl);
+	if (ssl == NULL) {
 		dial_schedule(p);
 		return;
 	}
-	gl->gw = gw;
-	gl->peer = p;
-	gl->dialled = true;
-	wm_addr_format((const struct sockaddr *)&cp->address.ss, gl->remote,
-	    sizeof(gl->remote));
 	bev = bufferevent_openssl_socket_new(gw->base, -1, ssl,
 	    BUFFEREVENT_SSL_CONNECTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (bev == NULL) {
 		SSL_free(ssl);
-		free(gl);
 		dial_schedule(p);
 		return;
 	}
 	if (bufferevent_socket_connect(bev, (const struct sockaddr *)&cp->address.ss,
 	    (int)cp->address.len) != 0) {
 		snprintf(p->last_error, sizeof(p->last_error), "connect %s: %s",
-		    gl->remote, strerror(errno));
+		    remote, strerror(errno));
 		log_debug("peer %s: %s", p->name, p->last_error);
 		bufferevent_free(bev);
-		free(gl);
 		dial_schedule(p);
 		return;
 	}
 	gw_tune_tcp(bufferevent_getfd(bev));
 	gw_tune_wan(bufferevent_getfd(bev), cp->congestion);
-	TAILQ_INSERT_TAIL(&p->links, gl, entry);
-	p->dialling = gl;
-	gl->wl = link_start(gw, gl, bev);
-	if (gl->wl == NULL) {
-		TAILQ_REMOVE(&p->links, gl, entry);
-		p->dialling = NULL;
-		free(gl);
+	c = wan_conn_new(gw->base, bev, &cpar, &dconn_cbs, p);
+	if (c == NULL) {
 		dial_schedule(p);
+		return;
 	}
+	snprintf(p->dialling->remote, sizeof(p->dialling->remote), "%s", remote);
+	wan_link_add_conn(p->dialling->wl, c);
 }
 
 static void
@@ -255,18 +301,117 @@ dial_timercb(evutil_socket_t fd, short what, void *arg)
 /* ---- accepting --------------------------------------------------------- */
 
 static void
+pconn_free(struct gw_pconn *pc)
+{
+	TAILQ_REMOVE(&pc->gw->pending, pc, entry);
+	free(pc);
+}
+
+static int
+pconn_verify(struct wan_conn *c, SSL *ssl, char *why, size_t whylen,
+    void *arg)
+{
+	struct gw_pconn *pc = arg;
+	struct gw *gw = pc->gw;
+	struct gw_peer *p;
+	char subj[256];
+
+	(void)c;
+	TAILQ_FOREACH(p, &gw->peers, entry) {
+		if (!p->removed && cr_tls_peer_is(ssl, p->name)) {
+			const struct conf_peer *cp = conf_peer_find(gw->conf,
+			    p->name);
+
+			pc->peer = p;
+			if (cp != NULL)
+				gw_tune_wan(SSL_get_fd(ssl), cp->congestion);
+			return 0;
+		}
+	}
+	snprintf(why, whylen, "certificate %s matches no configured peer",
+	    cr_tls_peer_subject(ssl, subj, sizeof(subj)));
+	return -1;
+}
+
+/*
+ * The peer named its session: the connection joins that session, or a new
+ * one. A new session from the peer replaces the ones it had (it restarted
+ * or gave them up): those cannot resume, so they end now rather than at
+ * the end of their resume window.
+ */
+static void
+pconn_hello(struct wan_conn *c, const struct wan_hello *h, void *arg)
+{
+	struct gw_pconn *pc = arg;
+	struct gw_peer *p = pc->peer;
+	const struct conf_peer *cp = p ? conf_peer_find(pc->gw->conf, p->name) : NULL;
+	struct gw_link *gl, *next, *found = NULL;
+
+	if (p == NULL || cp == NULL) {
+		wan_conn_close(c, "peer no longer configured");
+		return;
+	}
+	if (strcmp(h->site, p->name) != 0) {
+		log_warnx("peer %s (%s) announces itself as \"%s\"; dropped",
+		    p->name, pc->remote, h->site);
+		wan_conn_close(c, "site name in HELLO does not match certificate");
+		return;
+	}
+	for (gl = TAILQ_FIRST(&p->links); gl != NULL; gl = next) {
+		next = TAILQ_NEXT(gl, entry);
+		if (gl->dialled || gl->wl == NULL)
+			continue;
+		if (wan_link_session(gl->wl) == h->session)
+			found = gl;
+		else if (h->flags & WAN_HELLO_NEW)
+			wan_link_close(gl->wl, "peer started a new session");
+	}
+	if (found == NULL)
+		found = link_create(p, cp, false, h->session, pc->remote);
+	if (found == NULL) {
+		wan_conn_close(c, "out of memory"); /* pconn_down frees pc */
+		return;
+	}
+	snprintf(found->remote, sizeof(found->remote), "%s", pc->remote);
+	pconn_free(pc); /* the link reports on c from now on */
+	wan_link_add_conn(found->wl, c);
+}
+
+static void
+pconn_down(struct wan_conn *c, const char *why, void *arg)
+{
+	struct gw_pconn *pc = arg;
+
+	(void)c;
+	if (pc == NULL)
+		return;
+	if (pc->peer != NULL)
+		log_warnx("peer %s (%s): %s", pc->peer->name, pc->remote, why);
+	else
+		log_warnx("connection from %s refused: %s", pc->remote, why);
+	pconn_free(pc);
+}
+
+static const struct wan_conn_cbs pconn_cbs = {
+	.verify = pconn_verify,
+	.hello = pconn_hello,
+	.down = pconn_down,
+};
+
+static void
 wan_acceptcb(struct evconnlistener *lev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
 	struct gw *gw = arg;
+	struct wan_conn_params cpar = { GW_HANDSHAKE_MS, false };
 	struct bufferevent *bev;
-	struct gw_link *gl;
+	struct gw_pconn *pc;
 	unsigned npending = 0;
 	SSL *ssl;
 
 	(void)lev;
 	(void)salen;
-	TAILQ_FOREACH(gl, &gw->pending, entry)
+	TAILQ_FOREACH(pc, &gw->pending, entry)
 		npending++;
 	/* Unidentified connections cost a socket and a TLS state for up to
 	 * the handshake timeout: bound them, or anyone who reaches the WAN
@@ -278,32 +423,30 @@ wan_acceptcb(struct evconnlistener *lev, evutil_socket_t fd,
 		evutil_closesocket(fd);
 		return;
 	}
-	gl = calloc(1, sizeof(*gl));
+	pc = calloc(1, sizeof(*pc));
 	ssl = cr_tls_new(gw->tls, NULL);
-	if (gl == NULL || ssl == NULL) {
-		free(gl);
+	if (pc == NULL || ssl == NULL) {
+		free(pc);
 		SSL_free(ssl);
 		evutil_closesocket(fd);
 		return;
 	}
 	gw_tune_tcp(fd);
-	gl->gw = gw;
-	wm_addr_format(sa, gl->remote, sizeof(gl->remote));
+	pc->gw = gw;
+	wm_addr_format(sa, pc->remote, sizeof(pc->remote));
 	bev = bufferevent_openssl_socket_new(gw->base, fd, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (bev == NULL) {
 		SSL_free(ssl);
 		evutil_closesocket(fd);
-		free(gl);
+		free(pc);
 		return;
 	}
-	TAILQ_INSERT_TAIL(&gw->pending, gl, entry);
-	gl->wl = link_start(gw, gl, bev);
-	if (gl->wl == NULL) {
-		TAILQ_REMOVE(&gw->pending, gl, entry);
-		free(gl);
-	}
+	TAILQ_INSERT_TAIL(&gw->pending, pc, entry);
+	pc->conn = wan_conn_new(gw->base, bev, &cpar, &pconn_cbs, pc);
+	if (pc->conn == NULL)
+		pconn_free(pc);
 }
 
 int
@@ -371,9 +514,8 @@ gw_peers_apply(struct gw *gw)
 		/* The file's rate wins at every (re)load. */
 		p->rate_overridden = false;
 		wan_shaper_set_rate(p->shaper, cp->bandwidth_bps);
-		if (cp->has_address && p->dialling == NULL &&
-		    !evtimer_pending(p->dial_timer, NULL))
-			peer_dial(p);
+		if (cp->has_address && !evtimer_pending(p->dial_timer, NULL))
+			peer_dial(p); /* a new peer, or more streams */
 	}
 	/* Removed peers: stop dialling; their links close when idle. */
 	TAILQ_FOREACH(p, &gw->peers, entry) {
@@ -401,14 +543,16 @@ gw_peers_free(struct gw *gw)
 {
 	struct gw_peer *p;
 	struct gw_link *gl;
+	struct gw_pconn *pc;
 
 	if (gw->wan_lev != NULL) {
 		evconnlistener_free(gw->wan_lev);
 		gw->wan_lev = NULL;
 	}
-	/* wan_link_close() runs link_down(), which unlinks and frees gl. */
-	while ((gl = TAILQ_FIRST(&gw->pending)) != NULL)
-		wan_link_close(gl->wl, "shutting down");
+	/* The close functions run link_down() and pconn_down(), which unlink
+	 * and free gl and pc. */
+	while ((pc = TAILQ_FIRST(&gw->pending)) != NULL)
+		wan_conn_close(pc->conn, "shutting down");
 	while ((p = TAILQ_FIRST(&gw->peers)) != NULL) {
 		while ((gl = TAILQ_FIRST(&p->links)) != NULL)
 			wan_link_close(gl->wl, "shutting down");
@@ -429,6 +573,8 @@ gw_peer_totals(struct gw_peer *p, struct gw_peer_totals *t)
 	memset(t, 0, sizeof(*t));
 	t->sent = p->bytes_sent;
 	t->rcvd = p->bytes_received;
+	t->outages = p->outages;
+	t->resumes = p->resumes;
 	t->best = gw_peer_link(p);
 	TAILQ_FOREACH(gl, &p->links, entry) {
 		struct wan_link_stats st;
@@ -438,9 +584,16 @@ gw_peer_totals(struct gw_peer *p, struct gw_peer_totals *t)
 		wan_link_get_stats(gl->wl, &st);
 		t->sent += st.bytes_sent;
 		t->rcvd += st.bytes_received;
+		t->resent += st.bytes_resent;
 		t->streams += st.streams;
-		if (wan_link_ready(gl->wl))
+		t->outages += st.outages;
+		t->resumes += st.resumes;
+		if (st.down_since_ms != 0)
+			t->resuming = true;
+		if (wan_link_ready(gl->wl)) {
 			t->links++;
+			t->conns += st.conns;
+		}
 		if (gl == t->best)
 			t->best_st = st;
 	}

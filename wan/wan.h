@@ -1,19 +1,28 @@
 /*
- * wan.h - the tunnel between two gateways: framed, multiplexed streams over
- * one TLS connection (a "link"), with per-stream flow control.
+ * wan.h - the tunnel between two gateways: a session (a "link") carrying
+ * framed, multiplexed streams over one or more TLS connections, with
+ * per-stream flow control.
  *
- * A link owns its TLS bufferevent. A stream owns the local TCP bufferevent
- * it relays (the hypervisor's connection). Flow control is end to end: a
- * stream never has more than the receiver's window in flight between the
- * moment the sender read it from its hypervisor and the moment the receiver
- * wrote it to its own, so the source QEMU sees the WAN's real drain rate
- * and a stalled destination stalls only its own stream (design invariant 5).
+ * A link owns its connections and its streams. A stream owns the local
+ * TCP bufferevent it relays (the hypervisor's connection). Flow control is
+ * end to end: a stream never has more than the receiver's window in
+ * flight between the moment the sender read it from its hypervisor and the
+ * moment the receiver wrote it to its own, so the source QEMU sees the
+ * WAN's real drain rate and a stalled destination stalls only its own
+ * stream (design invariant 5).
  *
- * Failure is loud on purpose: a stream that cannot be delivered exactly is
- * reset at both ends (TCP RST to the hypervisors), never closed cleanly, so
- * a destination QEMU never takes a truncated stream for a complete one
- * (invariant 2). A clean FIN crosses the tunnel only when the hypervisor at
- * the other end closed its side cleanly.
+ * Frames that carry stream state are numbered across the session and kept
+ * by the sender until the receiver acknowledges them, so the link stripes
+ * them over all its connections and, when a connection dies, sends them
+ * again on another one, or on a new one dialled within the resume window:
+ * the hypervisors see a stall, not an error.
+ *
+ * Failure is loud on purpose: a stream that cannot be delivered exactly
+ * (link lost past the resume window, protocol error, out of memory) is
+ * reset at both ends (TCP RST to the hypervisors), never closed cleanly,
+ * so a destination QEMU never takes a truncated stream for a complete one
+ * (invariant 2). A clean FIN crosses the tunnel only when the hypervisor
+ * at the other end closed its side cleanly.
  */
 #ifndef WM_WAN_WAN_H
 #define WM_WAN_WAN_H
@@ -30,25 +39,23 @@
 #include "wan_shape.h"
 
 struct wan_link;
+struct wan_conn;
 struct wan_stream;
 
 struct wan_link_params {
 	const char *site;         /* our site name, sent in HELLO */
+	const char *peer_site;    /* the peer's, checked in its HELLO */
 	uint32_t window;          /* credit we grant each stream toward us */
-	uint64_t keepalive_ms;    /* PING period */
-	uint64_t timeout_ms;      /* declared dead after this long silent */
+	uint32_t reorder;         /* bytes we hold ahead of a gap; also what
+	                             the peer may keep unacknowledged */
+	uint64_t keepalive_ms;    /* PING period, per connection */
+	uint64_t timeout_ms;      /* a connection silent this long is dead */
+	uint64_t resume_ms;       /* a link without connections this long is
+	                             over (0: at once) */
 	bool dialled;             /* we dialled (odd stream numbers) */
 };
 
 struct wan_link_cbs {
-	/*
-	 * The TLS handshake completed. Return 0 to go on (HELLO is sent), or
-	 * non-zero to drop the link (the reason goes into why).
-	 */
-	int (*verify)(struct wan_link *l, SSL *ssl, char *why, size_t whylen,
-	    void *arg);
-	/* The peer's HELLO arrived; streams can be opened. */
-	void (*ready)(struct wan_link *l, const struct wan_hello *h, void *arg);
 	/*
 	 * The peer opened stream s. Return 0 to take it: install callbacks
 	 * with wan_stream_set_cbs() now and later wan_stream_attach() or
@@ -56,13 +63,107 @@ struct wan_link_cbs {
 	 */
 	int (*open)(struct wan_link *l, struct wan_stream *s,
 	    const struct wan_open *o, char *why, size_t whylen, void *arg);
+	/* A connection completed its HELLO; resumed is true when the link
+	 * had none left (it was in an outage). */
+	void (*conn_up)(struct wan_link *l, bool resumed, void *arg);
+	/* A connection was lost (or failed before its HELLO); the link
+	 * lives on and waits up to resume_ms for another. */
+	void (*conn_down)(struct wan_link *l, const char *why, void *arg);
 	/*
-	 * The link is gone (error, timeout, peer closed, or wan_link_close).
-	 * Every stream on it was reset and reported first. The handle dies
-	 * when this returns.
+	 * The link is over (no connection within the resume window, protocol
+	 * error, peer's CLOSE, or wan_link_close). Every stream on it was
+	 * reset and reported first. The handle dies when this returns.
 	 */
 	void (*down)(struct wan_link *l, const char *why, void *arg);
 };
+
+struct wan_conn_params {
+	uint64_t handshake_ms;    /* TLS handshake and HELLO must end by then */
+	bool dialled;
+};
+
+/* Callbacks of a connection; the last two only while it has no link. */
+struct wan_conn_cbs {
+	/*
+	 * The TLS handshake completed. Return 0 to go on, or non-zero to drop
+	 * the connection (the reason goes into why).
+	 */
+	int (*verify)(struct wan_conn *c, SSL *ssl, char *why, size_t whylen,
+	    void *arg);
+	/*
+	 * An accepted connection received the peer's valid HELLO. The owner
+	 * now gives it to a link (wan_link_add_conn: the session h->session
+	 * of that peer, or a new link for it) or closes it.
+	 */
+	void (*hello)(struct wan_conn *c, const struct wan_hello *h, void *arg);
+	/* A connection that never joined a link is gone; the handle dies
+	 * when this returns. */
+	void (*down)(struct wan_conn *c, const char *why, void *arg);
+};
+
+/*
+ * Wraps a TLS bufferevent (connecting or accepting; created with
+ * BEV_OPT_CLOSE_ON_FREE) into a connection and takes ownership of it,
+ * even on failure. Returns NULL on allocation failure.
+ */
+struct wan_conn *wan_conn_new(struct event_base *base, struct bufferevent *bev,
+    const struct wan_conn_params *p, const struct wan_conn_cbs *cbs,
+    void *arg);
+/* Closes a connection that has no link yet (down() runs). */
+void wan_conn_close(struct wan_conn *c, const char *why);
+
+/*
+ * A new link. session is the id of the peer's session for an accepted
+ * link (from its HELLO); 0 for a link we dial, which draws a random one.
+ * Returns NULL on allocation failure.
+ */
+struct wan_link *wan_link_new(struct event_base *base,
+    const struct wan_link_params *p, const struct wan_link_cbs *cbs,
+    void *arg, uint64_t session);
+/*
+ * Gives a connection to the link: a dialled one (still connecting; it
+ * sends our HELLO once TLS is up) or an accepted one whose HELLO arrived
+ * (wan_conn_cbs.hello). From then on the link reports on it.
+ */
+void wan_link_add_conn(struct wan_link *l, struct wan_conn *c);
+
+/* Ends a link: the peer is told (CLOSE), streams are reset, then down()
+ * runs, then it is freed (deferred: callable from any callback). */
+void wan_link_close(struct wan_link *l, const char *why);
+
+/* True while the link has at least one connection that completed HELLO. */
+bool wan_link_ready(const struct wan_link *l);
+uint64_t wan_link_session(const struct wan_link *l);
+/*
+ * Bounds the bytes all streams of the link together may have in flight
+ * (sent, not yet credited back by the far end) — about one bandwidth-delay
+ * product, so that the hypervisors feel the WAN's real rate (design
+ * invariant 5). 0 leaves only each stream's window. May be called at any
+ * time; a larger bound releases waiting streams at once.
+ */
+void wan_link_set_inflight_cap(struct wan_link *l, uint64_t bytes);
+
+struct wan_link_stats {
+	uint64_t bytes_sent;     /* frame bytes handed to TLS, all connections */
+	uint64_t bytes_received; /* frame bytes read from TLS */
+	uint64_t bytes_resent;   /* frame bytes sent again after a loss */
+	double rtt_ms;           /* smoothed PING round trip, <0 if none yet */
+	double min_rtt_ms;       /* lowest sample of the last 30 s: the path's
+	                            own delay, without our queues (<0 if none) */
+	uint32_t streams;        /* open streams */
+	uint32_t conns;          /* connections that completed HELLO */
+	uint32_t conns_pending;  /* connections still in their handshake */
+	uint64_t up_since_ms;    /* wm_now_ms() of the first HELLO, 0 before */
+	uint64_t down_since_ms;  /* in an outage since, else 0 */
+	uint64_t outages;        /* times the last connection was lost */
+	uint64_t resumes;        /* outages that ended with a new connection */
+	uint64_t unacked;        /* bytes kept for resending */
+	uint64_t inflight;       /* stream bytes sent, not yet written out
+	                            at the far end (credited back) */
+	uint64_t inflight_cap;   /* see wan_link_set_inflight_cap */
+};
+/* Counters; valid while the link lives. */
+void wan_link_get_stats(const struct wan_link *l, struct wan_link_stats *st);
 
 enum wan_close_how {
 	WAN_CLOSED_CLEAN = 0,  /* both directions ended with FIN, all delivered */
@@ -88,44 +189,6 @@ struct wan_stream_stats {
 	uint64_t wan_out;    /* tunnel bytes sent for it, frame headers included */
 	uint64_t wan_in;     /* tunnel bytes received for it */
 };
-
-struct wan_link_stats {
-	uint64_t bytes_sent;     /* frame bytes handed to TLS */
-	uint64_t bytes_received; /* frame bytes read from TLS */
-	double rtt_ms;           /* smoothed PING round trip, <0 if none yet */
-	double min_rtt_ms;       /* lowest sample of the last 30 s: the path's
-	                            own delay, without our queues (<0 if none) */
-	uint32_t streams;        /* open streams */
-	uint64_t up_since_ms;    /* wm_now_ms() when HELLO arrived, 0 before */
-	uint64_t inflight;       /* stream bytes sent, not yet written out
-	                            at the far end (credited back) */
-	uint64_t inflight_cap;   /* see wan_link_set_inflight_cap */
-};
-
-/*
- * Wraps a TLS bufferevent (connecting or accepting; created with
- * BEV_OPT_CLOSE_ON_FREE) into a link and takes ownership of it, even on
- * failure. Returns NULL on allocation failure.
- */
-struct wan_link *wan_link_new(struct event_base *base, struct bufferevent *bev,
-    const struct wan_link_params *p, const struct wan_link_cbs *cbs, void *arg);
-
-/* Closes a link: streams are reset, then down() runs, then it is freed
- * (deferred, so this may be called from any callback). */
-void wan_link_close(struct wan_link *l, const char *why);
-
-/* True once the peer's HELLO arrived and until the link goes down. */
-bool wan_link_ready(const struct wan_link *l);
-/* Counters; valid while the link lives. */
-void wan_link_get_stats(const struct wan_link *l, struct wan_link_stats *st);
-/*
- * Bounds the bytes all streams of the link together may have in flight
- * (sent, not yet credited back by the far end) — about one bandwidth-delay
- * product, so that the hypervisors feel the WAN's real rate (design
- * invariant 5). 0 leaves only each stream's window. May be called at any
- * time; a larger bound releases waiting streams at once.
- */
-void wan_link_set_inflight_cap(struct wan_link *l, uint64_t bytes);
 
 /*
  * Opens a stream toward the peer for the local connection bev (taken over:

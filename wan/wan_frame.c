@@ -31,8 +31,8 @@ get_be32(const uint8_t *p)
 	    (uint32_t)p[2] << 8 | p[3];
 }
 
-static uint64_t
-get_be64(const uint8_t *p)
+uint64_t
+wan_get_be64(const uint8_t *p)
 {
 	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
 }
@@ -46,6 +46,14 @@ wan_frame_hdr_encode(uint8_t *buf, const struct wan_frame_hdr *h)
 	buf[3] = 0;
 	wan_put_be32(buf + 4, h->stream);
 	wan_put_be32(buf + 8, h->length);
+	wan_put_be64(buf + 12, h->seq);
+}
+
+int
+wan_frame_sequenced(uint8_t type)
+{
+	return type == WAN_OPEN || type == WAN_DATA || type == WAN_FIN ||
+	    type == WAN_RST || type == WAN_WINDOW;
 }
 
 int
@@ -57,7 +65,10 @@ wan_frame_hdr_decode(const uint8_t *buf, size_t len, struct wan_frame_hdr *h)
 	h->flags = buf[1];
 	h->stream = get_be32(buf + 4);
 	h->length = get_be32(buf + 8);
+	h->seq = wan_get_be64(buf + 12);
 	if (h->type == 0 || h->type > WAN_FRAME_TYPE_MAX)
+		return WM_ERR_PROTO;
+	if ((h->seq != 0) != (wan_frame_sequenced(h->type) != 0))
 		return WM_ERR_PROTO;
 	if (h->flags != 0 || buf[2] != 0 || buf[3] != 0)
 		return WM_ERR_PROTO;
@@ -65,6 +76,8 @@ wan_frame_hdr_decode(const uint8_t *buf, size_t len, struct wan_frame_hdr *h)
 	case WAN_HELLO:
 	case WAN_PING:
 	case WAN_PONG:
+	case WAN_ACK:
+	case WAN_CLOSE:
 		if (h->stream != 0)
 			return WM_ERR_PROTO;
 		break;
@@ -75,7 +88,8 @@ wan_frame_hdr_decode(const uint8_t *buf, size_t len, struct wan_frame_hdr *h)
 	}
 	switch (h->type) {
 	case WAN_DATA:
-		if (h->length == 0 || h->length > WAN_FRAME_MAX_PAYLOAD)
+		if (h->length <= WAN_DATA_SUM ||
+		    h->length > WAN_DATA_SUM + WAN_FRAME_MAX_PAYLOAD)
 			return WM_ERR_PROTO;
 		break;
 	case WAN_FIN:
@@ -88,6 +102,7 @@ wan_frame_hdr_decode(const uint8_t *buf, size_t len, struct wan_frame_hdr *h)
 		break;
 	case WAN_PING:
 	case WAN_PONG:
+	case WAN_ACK:
 		if (h->length != 8)
 			return WM_ERR_PROTO;
 		break;
@@ -158,15 +173,19 @@ put_str(uint8_t *buf, size_t cap, size_t *off, const char *s)
 int
 wan_hello_encode(uint8_t *buf, size_t cap, const struct wan_hello *m)
 {
-	size_t off = 8;
+	size_t off = 36;
 
 	if (cap < off)
 		return WM_ERR_TOOBIG;
 	buf[0] = (uint8_t)(m->version >> 8);
 	buf[1] = (uint8_t)m->version;
-	buf[2] = 0;
-	buf[3] = 0;
+	buf[2] = (uint8_t)(m->flags >> 8);
+	buf[3] = (uint8_t)m->flags;
 	wan_put_be32(buf + 4, m->window);
+	wan_put_be32(buf + 8, m->reorder);
+	wan_put_be64(buf + 12, m->session);
+	wan_put_be64(buf + 20, m->send_next);
+	wan_put_be64(buf + 28, m->recv_next);
 	if (put_str(buf, cap, &off, m->site) != 0)
 		return WM_ERR_TOOBIG;
 	return (int)off;
@@ -176,13 +195,37 @@ int
 wan_hello_decode(const uint8_t *p, size_t len, struct wan_hello *m)
 {
 	struct cur c = { p, len, 0 };
-	const uint8_t *h = take(&c, 8);
+	const uint8_t *h = take(&c, 36);
 
 	if (h == NULL)
 		return WM_ERR_PROTO;
 	m->version = (uint16_t)(h[0] << 8 | h[1]);
+	m->flags = (uint16_t)(h[2] << 8 | h[3]);
 	m->window = get_be32(h + 4);
+	m->reorder = get_be32(h + 8);
+	m->session = wan_get_be64(h + 12);
+	m->send_next = wan_get_be64(h + 20);
+	m->recv_next = wan_get_be64(h + 28);
 	take_str(&c, m->site, sizeof(m->site));
+	return finish(&c);
+}
+
+int
+wan_str_encode(uint8_t *buf, size_t cap, const char *str)
+{
+	size_t off = 0;
+
+	if (put_str(buf, cap, &off, str) != 0)
+		return WM_ERR_TOOBIG;
+	return (int)off;
+}
+
+int
+wan_str_decode(const uint8_t *p, size_t len, char *out, size_t cap)
+{
+	struct cur c = { p, len, 0 };
+
+	take_str(&c, out, cap);
 	return finish(&c);
 }
 
@@ -210,7 +253,7 @@ wan_open_decode(const uint8_t *p, size_t len, struct wan_open *m)
 
 	if (h == NULL)
 		return WM_ERR_PROTO;
-	m->migration = get_be64(h);
+	m->migration = wan_get_be64(h);
 	m->index = (uint16_t)(h[8] << 8 | h[9]);
 	take_str(&c, m->route, sizeof(m->route));
 	take_str(&c, m->target, sizeof(m->target));
@@ -260,6 +303,6 @@ wan_u64_decode(const uint8_t *p, size_t len, uint64_t *v)
 {
 	if (len != 8)
 		return WM_ERR_PROTO;
-	*v = get_be64(p);
+	*v = wan_get_be64(p);
 	return 0;
 }

@@ -1,30 +1,47 @@
 /*
  * wan_frame.h - the framing of the gateway-to-gateway tunnel.
  *
- * Inside one TLS connection, frames multiplex many streams. Wire grammar
- * (all integers big-endian):
+ * A tunnel ("link") is a session between two gateways carried by one or
+ * more TLS connections. Frames multiplex many streams; the frames that
+ * carry stream state are numbered across the whole session, so they may
+ * travel on any connection, are put back in order by the receiver, and
+ * are sent again after a connection is lost. Wire grammar (all integers
+ * big-endian):
  *
- *   frame   = type:u8 flags:u8 reserved:u16(=0) stream:u32 length:u32 payload
+ *   frame   = type:u8 flags:u8 reserved:u16(=0) stream:u32 length:u32
+ *             seq:u64 payload
  *   length <= WAN_FRAME_MAX_PAYLOAD; control frames <= WAN_CTRL_MAX
  *
- *   HELLO   stream 0: version:u16 reserved:u16 window:u32 site:str8
- *           First frame each way; nothing else before it. window is the
- *           credit the sender grants to every stream opened toward it.
+ *   Sequenced (seq >= 1, consecutive per direction of the session):
  *   OPEN    migration:u64 index:u16 route:str8 target:str8
  *           Asks the far side to connect to target ("addr:port") for the
  *           index-th connection of a migration. Data may follow at once,
  *           within the peer's HELLO window.
- *   DATA    payload = stream bytes, 1..WAN_FRAME_MAX_PAYLOAD
+ *   DATA    sum:u64 bytes - 1..WAN_FRAME_MAX_PAYLOAD stream bytes and
+ *           their XXH3-64, checked before they are written out
  *   FIN     empty: the sender's direction of the stream ended cleanly
  *   RST     code:u16 reason:str8 - the stream is dead, both directions
  *   WINDOW  credit:u32 - the receiver wrote that many more bytes out
- *   PING    stream 0: stamp:u64 (sender's microseconds)
- *   PONG    stream 0: the PING's stamp echoed
+ *
+ *   Per connection (seq = 0, stream 0):
+ *   HELLO   version:u16 flags:u16 window:u32 reorder:u32 session:u64
+ *           send_next:u64 recv_next:u64 site:str8
+ *           First frame each way; the dialler sends first. window is the
+ *           credit the sender grants to every stream opened toward it,
+ *           reorder the bytes of frames it accepts ahead of a gap (the
+ *           bound of the peer's retransmit buffer). send_next is the seq
+ *           of the sender's next frame, recv_next the first seq it has
+ *           not received: the far side resends from there.
+ *           flags: WAN_HELLO_NEW, the session was created for this HELLO.
+ *   ACK     next:u64 - every sequenced frame below next was received
+ *   PING    stamp:u64 (sender's microseconds)
+ *   PONG    the PING's stamp echoed
+ *   CLOSE   reason:str8 - the session is over; do not resume it
  *
  *   str8 = length:u8 bytes (no NUL)
  *
  * Stream numbers are chosen by the opener: odd from the side that dialled
- * the TLS connection, even from the side that accepted it, never 0.
+ * the session, even from the side that accepted it, never 0.
  */
 #ifndef WM_WAN_WAN_FRAME_H
 #define WM_WAN_WAN_FRAME_H
@@ -32,10 +49,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WAN_FRAME_HDR 12
+#define WAN_FRAME_HDR 20
 #define WAN_FRAME_MAX_PAYLOAD (64 * 1024)
 #define WAN_CTRL_MAX 1024
-#define WAN_PROTO_VERSION 1
+#define WAN_DATA_SUM 8    /* checksum ahead of the bytes in DATA */
+#define WAN_PROTO_VERSION 2
+#define WAN_HELLO_NEW 0x0001
 
 enum wan_frame_type {
 	WAN_HELLO = 1,
@@ -46,7 +65,9 @@ enum wan_frame_type {
 	WAN_WINDOW = 6,
 	WAN_PING = 7,
 	WAN_PONG = 8,
-	WAN_FRAME_TYPE_MAX = 8,
+	WAN_ACK = 9,
+	WAN_CLOSE = 10,
+	WAN_FRAME_TYPE_MAX = 10,
 };
 
 /* RST codes: why a stream died. */
@@ -63,11 +84,17 @@ struct wan_frame_hdr {
 	uint8_t flags;
 	uint32_t stream;
 	uint32_t length;
+	uint64_t seq;
 };
 
 struct wan_hello {
 	uint16_t version;
+	uint16_t flags;
 	uint32_t window;
+	uint32_t reorder;
+	uint64_t session;
+	uint64_t send_next;
+	uint64_t recv_next;
 	char site[256];
 };
 
@@ -106,10 +133,16 @@ int wan_open_encode(uint8_t *buf, size_t cap, const struct wan_open *m);
 int wan_open_decode(const uint8_t *p, size_t len, struct wan_open *m);
 int wan_rst_encode(uint8_t *buf, size_t cap, const struct wan_rst *m);
 int wan_rst_decode(const uint8_t *p, size_t len, struct wan_rst *m);
-/* WINDOW, PING and PONG carry one integer. */
+/* True for the frame types numbered across the session. */
+int wan_frame_sequenced(uint8_t type);
+/* CLOSE carries one string. */
+int wan_str_encode(uint8_t *buf, size_t cap, const char *s);
+int wan_str_decode(const uint8_t *p, size_t len, char *out, size_t cap);
+/* WINDOW, ACK, PING and PONG carry one integer. */
 int wan_u32_decode(const uint8_t *p, size_t len, uint32_t *v);
 int wan_u64_decode(const uint8_t *p, size_t len, uint64_t *v);
 void wan_put_be32(uint8_t *p, uint32_t v);
 void wan_put_be64(uint8_t *p, uint64_t v);
+uint64_t wan_get_be64(const uint8_t *p);
 
 #endif

@@ -1,37 +1,44 @@
 /*
- * wan_link.c - one TLS connection to a peer gateway, carrying framed
- * streams (grammar in wan_frame.h, contract in wan.h).
+ * wan_link.c - a tunnel session: streams, sequence numbers, the
+ * retransmit buffer and the reorder buffer, over the connections of
+ * wan_conn.c (grammar in wan_frame.h, contract in wan.h).
  *
- * Every bufferevent here is created with deferred callbacks, so no user
- * callback runs inside another; objects that die inside a callback are
- * unhooked at once and freed from the loop (a link) or right after their
- * closed() callback (a stream, which nothing else points to by then).
+ * Sending: every sequenced frame is built once into a retransmit entry
+ * (header and payload), copied out to the connection with the least
+ * queued, and kept until the peer acknowledges it. A lost connection's
+ * entries go out again on the others, or on the next one to complete
+ * HELLO; the receiver drops what it already has.
+ *
+ * Receiving: frames are taken in sequence order; one ahead of a gap waits
+ * in the reorder buffer (bounded by what we announced in HELLO).
+ *
+ * Objects that die inside a callback are unhooked at once and freed from
+ * the loop (a link, a connection) or right after their closed() callback
+ * (a stream, which nothing else points to by then).
  */
-#include "wan.h"
+#include "wan_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 
-#include <openssl/err.h>
-#include <openssl/x509.h>
+#include <openssl/rand.h>
+#include <xxhash.h>
 
-#include "wm_err.h"
+#include "wm_log.h"
 #include "wm_util.h"
 
-#define LINK_OUT_HIGH (4u << 20)   /* stop feeding a link past this */
-#define LINK_OUT_LOW (1u << 20)    /* and resume below this */
 #define LOCAL_IN_HIGH (256u << 10) /* read-ahead from a hypervisor */
-#define HANDSHAKE_MS 10000
 #define MAX_STREAMS 256            /* per link: bounds memory to 256 windows */
-#define TICK_MS 250                /* housekeeping period */
-#define IO_CHUNK (256u << 10)      /* bytes per read or write callback */
+#define ACK_EVERY (256u << 10)     /* acknowledge at least this often */
+#define OOO_ENTRY_COST 64          /* bookkeeping charged per held frame */
+#define DATA_SUM WAN_DATA_SUM
 
 struct wan_stream {
 	struct wan_link *link;
@@ -46,66 +53,212 @@ struct wan_stream {
 	bool local_eof;                  /* hypervisor closed its sending side */
 	bool fin_sent, fin_rcvd, shut_wr;
 	bool dead;
-	unsigned pump_gen;               /* see link_writecb */
+	unsigned pump_gen;               /* see link_pump_all */
 	struct wan_shaper *shaper[2];    /* peer rate, migration cap */
 	struct wan_shaper_waiter waiter;
 	struct wan_stream_cbs cbs;
 	void *arg;
 	struct wan_stream_stats st;
 };
-
 TAILQ_HEAD(wan_stream_list, wan_stream);
+
+/* A sequenced frame kept until acknowledged. */
+struct rtx {
+	TAILQ_ENTRY(rtx) entry;
+	uint64_t seq;
+	struct wan_conn *conn;           /* carried it last; NULL: to send */
+	bool sent;                       /* went out at least once */
+	size_t len;
+	uint8_t buf[];                   /* header and payload */
+};
+TAILQ_HEAD(rtx_list, rtx);
+
+/* A frame that arrived ahead of a gap. */
+struct ooo {
+	TAILQ_ENTRY(ooo) entry;
+	struct wan_frame_hdr h;
+	struct evbuffer *payload;
+};
+TAILQ_HEAD(ooo_list, ooo);
 
 struct wan_link {
 	struct event_base *base;
-	struct bufferevent *bev;
 	struct wan_link_params p;
-	char site[256];
+	char site[256], peer_site[256];
 	struct wan_link_cbs cbs;
 	void *arg;
-	bool tls_up, ready, dead, blocked;
+	uint64_t session;
+	bool dead;
+	bool has_peer;                   /* peer's window and reorder known */
 	struct wan_hello peer;
+	struct wan_conn_list conns;
+	uint32_t nready;
 	uint32_t next_id;                /* our next stream number */
 	uint32_t last_peer_id;           /* highest number the peer opened */
 	struct wan_stream_list streams;
-	struct event *timer;
-	struct event *reap;
-	struct event *unblock;           /* deferred link_pump_all */
-	struct event *breakev;           /* deferred link_fail after ENOMEM */
-	bool broken;                     /* a frame may be cut: send nothing */
-	uint64_t created_ms, last_rx_ms, last_ping_ms;
-	uint64_t min_rtt_stamp_ms;
+	/* sending */
+	uint64_t send_next;
+	struct rtx_list rtx;
+	uint64_t rtx_bytes;              /* payload bytes held */
+	unsigned nunsent;                /* entries with conn == NULL */
+	bool blocked;                    /* no connection with room */
+	bool rtx_blocked;                /* retransmit buffer full */
+	/* receiving */
+	uint64_t recv_next;
+	uint64_t ack_sent;               /* last ACK value sent */
+	uint64_t since_ack;              /* bytes received since */
+	struct ooo_list ooo;
+	uint64_t ooo_bytes;
+	/* flow control */
 	uint64_t inflight;               /* sent by all streams, not yet credited */
 	uint64_t inflight_cap;           /* 0 = only the streams' windows */
 	bool cap_blocked;                /* a stream waits for inflight < cap */
 	unsigned pump_gen;
+	struct event *timer, *reap, *unblock, *breakev;
+	bool broken;                     /* a stream lost bytes: fail */
+	uint64_t fault_corrupt;          /* test knob, see wan_link_new */
 	struct wan_link_stats st;
 };
 
-static void link_fail(struct wan_link *l, const char *why);
 static void link_break(struct wan_link *l);
 static void link_pump_all(struct wan_link *l);
 static void stream_pump(struct wan_stream *s);
+static void link_flush(struct wan_link *l);
 
-/* ---- sending frames ---------------------------------------------------- */
+/* ---- sending sequenced frames ------------------------------------------ */
+
+/* The ready connection with the least queued, or NULL if all are full. */
+static struct wan_conn *
+link_pick_conn(struct wan_link *l)
+{
+	struct wan_conn *c, *best = NULL;
+	size_t best_len = 0;
+
+	TAILQ_FOREACH(c, &l->conns, entry) {
+		size_t n;
+
+		if (!c->ready || c->dead || c->broken)
+			continue;
+		n = conn_out_len(c);
+		if (best == NULL || n < best_len) {
+			best = c;
+			best_len = n;
+		}
+	}
+	if (best == NULL || best_len >= LINK_OUT_HIGH)
+		return NULL;
+	return best;
+}
+
+/* Sends r on a connection with room; false if none has any. */
+static bool
+rtx_transmit(struct wan_link *l, struct rtx *r)
+{
+	struct wan_conn *c = link_pick_conn(l);
+
+	if (c == NULL || conn_send(c, r->buf, r->len) != 0)
+		return false;
+	if (r->sent)
+		l->st.bytes_resent += r->len;
+	r->sent = true;
+	r->conn = c;
+	return true;
+}
+
+/* Takes r (allocated with its frame built but for seq) into the
+ * retransmit buffer and sends it when a connection has room. */
+static void
+link_push(struct wan_link *l, struct rtx *r, size_t payload)
+{
+	r->seq = l->send_next++;
+	wan_put_be64(r->buf + 12, r->seq);
+	TAILQ_INSERT_TAIL(&l->rtx, r, entry);
+	l->rtx_bytes += payload;
+	r->conn = NULL;
+	l->nunsent++;
+	link_flush(l);
+}
+
+static struct rtx *
+rtx_new(struct wan_link *l, uint8_t type, uint32_t stream, size_t len)
+{
+	struct wan_frame_hdr h = { type, 0, stream, (uint32_t)len, 0 };
+	struct rtx *r = malloc(sizeof(*r) + WAN_FRAME_HDR + len);
+
+	if (r == NULL) {
+		link_break(l);
+		return NULL;
+	}
+	r->len = WAN_FRAME_HDR + len;
+	r->sent = false;
+	wan_frame_hdr_encode(r->buf, &h);
+	return r;
+}
 
 static void
-send_frame(struct wan_link *l, uint8_t type, uint32_t stream,
+send_seq(struct wan_link *l, uint8_t type, uint32_t stream,
     const void *payload, size_t len)
 {
-	struct wan_frame_hdr h = { type, 0, stream, (uint32_t)len };
-	uint8_t hdr[WAN_FRAME_HDR];
-	struct evbuffer *out = bufferevent_get_output(l->bev);
+	struct rtx *r;
 
-	if (l->broken)
+	if (l->dead || l->broken || (r = rtx_new(l, type, stream, len)) == NULL)
 		return;
-	wan_frame_hdr_encode(hdr, &h);
-	if (evbuffer_add(out, hdr, sizeof(hdr)) != 0 ||
-	    (len > 0 && evbuffer_add(out, payload, len) != 0)) {
-		link_break(l);
+	if (len > 0)
+		memcpy(r->buf + WAN_FRAME_HDR, payload, len);
+	link_push(l, r, len);
+}
+
+/* Sends what waits for a connection, oldest first. */
+static void
+link_flush(struct wan_link *l)
+{
+	struct rtx *r;
+
+	if (l->nunsent == 0 || l->dead)
 		return;
+	TAILQ_FOREACH(r, &l->rtx, entry) {
+		if (r->conn != NULL)
+			continue;
+		if (!rtx_transmit(l, r))
+			return;
+		if (--l->nunsent == 0)
+			return;
 	}
-	l->st.bytes_sent += WAN_FRAME_HDR + len;
+}
+
+/* What we keep for resending: no more than the peer holds ahead of a gap,
+ * nor than we would hold ourselves. */
+static uint64_t
+link_rtx_cap(const struct wan_link *l)
+{
+	return l->peer.reorder < l->p.reorder ? l->peer.reorder : l->p.reorder;
+}
+
+/* The peer has every frame below next: drop them. */
+static void
+link_acked(struct wan_link *l, uint64_t next)
+{
+	struct rtx *r;
+
+	while ((r = TAILQ_FIRST(&l->rtx)) != NULL && r->seq < next) {
+		TAILQ_REMOVE(&l->rtx, r, entry);
+		if (r->conn == NULL)
+			l->nunsent--;
+		l->rtx_bytes -= r->len - WAN_FRAME_HDR;
+		free(r);
+	}
+	if (l->rtx_blocked && l->rtx_bytes < link_rtx_cap(l)) {
+		l->rtx_blocked = false;
+		event_active(l->unblock, 0, 0);
+	}
+}
+
+static uint64_t
+link_rtx_base(const struct wan_link *l)
+{
+	const struct rtx *r = TAILQ_FIRST(&l->rtx);
+
+	return r != NULL ? r->seq : l->send_next;
 }
 
 static void
@@ -114,16 +267,7 @@ send_u32(struct wan_link *l, uint8_t type, uint32_t stream, uint32_t v)
 	uint8_t b[4];
 
 	wan_put_be32(b, v);
-	send_frame(l, type, stream, b, sizeof(b));
-}
-
-static void
-send_u64(struct wan_link *l, uint8_t type, uint64_t v)
-{
-	uint8_t b[8];
-
-	wan_put_be64(b, v);
-	send_frame(l, type, 0, b, sizeof(b));
+	send_seq(l, type, stream, b, sizeof(b));
 }
 
 static void
@@ -136,7 +280,7 @@ send_rst(struct wan_link *l, uint32_t stream, uint16_t code, const char *why)
 	snprintf(r.reason, sizeof(r.reason), "%s", why);
 	n = wan_rst_encode(b, sizeof(b), &r);
 	if (n >= 0)
-		send_frame(l, WAN_RST, stream, b, (size_t)n);
+		send_seq(l, WAN_RST, stream, b, (size_t)n);
 }
 
 /* ---- streams ----------------------------------------------------------- */
@@ -194,6 +338,7 @@ static void
 stream_finish(struct wan_stream *s, enum wan_close_how how, const char *why)
 {
 	struct wan_link *l = s->link;
+	uint64_t out = l->peer.window - s->send_credit;
 
 	if (s->dead)
 		return;
@@ -202,10 +347,7 @@ stream_finish(struct wan_stream *s, enum wan_close_how how, const char *why)
 	/* What it had in flight will never be credited now; streams held
 	 * back by the link's bound may go (from the loop: this may run
 	 * inside loops over the streams). */
-	if (l->inflight > l->peer.window - s->send_credit)
-		l->inflight -= l->peer.window - s->send_credit;
-	else
-		l->inflight = 0;
+	l->inflight = l->inflight > out ? l->inflight - out : 0;
 	if (l->cap_blocked && l->inflight < l->inflight_cap && !l->dead)
 		event_active(l->unblock, 0, 0);
 	TAILQ_REMOVE(&l->streams, s, entry);
@@ -293,26 +435,33 @@ stream_observe(struct wan_stream *s, struct evbuffer *in, size_t len)
 		free(v);
 }
 
-/* Moves hypervisor bytes into the tunnel, as far as credit, the shapers
- * and the link's output bound allow; sends FIN after the last byte. */
+/*
+ * Moves hypervisor bytes into the tunnel, as far as credit, the shapers,
+ * the retransmit buffer and the connections' output bounds allow; sends
+ * FIN after the last byte. Each DATA frame carries the XXH3-64 of its
+ * bytes, checked by the receiver before it writes them out.
+ */
 static void
 stream_pump(struct wan_stream *s)
 {
 	struct wan_link *l = s->link;
-	struct evbuffer *in, *out;
+	struct evbuffer *in;
 	size_t len;
 
-	if (s->local == NULL || s->fin_sent || l->dead || !l->ready ||
-	    l->broken)
+	if (s->local == NULL || s->fin_sent || l->dead || l->broken ||
+	    l->nready == 0)
 		return;
 	in = bufferevent_get_input(s->local);
-	out = bufferevent_get_output(l->bev);
 	while ((len = evbuffer_get_length(in)) > 0 && s->send_credit > 0) {
-		struct wan_frame_hdr h = { WAN_DATA, 0, s->id, 0 };
-		uint8_t hdr[WAN_FRAME_HDR];
+		struct rtx *r;
+		uint8_t *p;
 
-		if (evbuffer_get_length(out) >= LINK_OUT_HIGH) {
+		if (l->nunsent > 0 || link_pick_conn(l) == NULL) {
 			l->blocked = true;
+			goto out;
+		}
+		if (l->rtx_bytes >= link_rtx_cap(l)) {
+			l->rtx_blocked = true;
 			goto out;
 		}
 		if (l->inflight_cap != 0) {
@@ -334,25 +483,32 @@ stream_pump(struct wan_stream *s)
 				goto out;
 			}
 		}
-		wan_shaper_charge(s->shaper[0], WAN_FRAME_HDR + len);
-		wan_shaper_charge(s->shaper[1], WAN_FRAME_HDR + len);
-		h.length = (uint32_t)len;
-		wan_frame_hdr_encode(hdr, &h);
+		wan_shaper_charge(s->shaper[0], WAN_FRAME_HDR + DATA_SUM + len);
+		wan_shaper_charge(s->shaper[1], WAN_FRAME_HDR + DATA_SUM + len);
 		if (s->cbs.observe != NULL)
 			stream_observe(s, in, len);
-		if (evbuffer_add(out, hdr, sizeof(hdr)) != 0 ||
-		    evbuffer_remove_buffer(in, out, len) != (int)len) {
+		if ((r = rtx_new(l, WAN_DATA, s->id, DATA_SUM + len)) == NULL)
+			return;
+		p = r->buf + WAN_FRAME_HDR;
+		if (evbuffer_remove(in, p + DATA_SUM, len) != (int)len) {
+			free(r);
 			link_break(l);
 			return;
+		}
+		wan_put_be64(p, XXH3_64bits(p + DATA_SUM, len));
+		if (l->fault_corrupt != 0 && --l->fault_corrupt == 0) {
+			p[DATA_SUM + len / 2] ^= 0x20;
+			log_warnx("fault injection: flipped a bit in stream %u",
+			    s->id);
 		}
 		s->send_credit -= len;
 		l->inflight += len;
 		s->st.local_in += len;
-		s->st.wan_out += WAN_FRAME_HDR + len;
-		l->st.bytes_sent += WAN_FRAME_HDR + len;
+		s->st.wan_out += r->len;
+		link_push(l, r, r->len - WAN_FRAME_HDR);
 	}
 	if (s->local_eof && evbuffer_get_length(in) == 0) {
-		send_frame(l, WAN_FIN, s->id, NULL, 0);
+		send_seq(l, WAN_FIN, s->id, NULL, 0);
 		s->fin_sent = true;
 		s->st.wan_out += WAN_FRAME_HDR;
 		stream_check_done(s); /* may free s */
@@ -474,7 +630,7 @@ wan_stream_open(struct wan_link *l, struct bufferevent *bev,
 	struct wan_stream *s;
 	int n;
 
-	if (!wan_link_ready(l) || l->st.streams >= MAX_STREAMS ||
+	if (!wan_link_ready(l) || !l->has_peer || l->st.streams >= MAX_STREAMS ||
 	    l->next_id > UINT32_MAX - 2 ||
 	    (n = wan_open_encode(b, sizeof(b), o)) < 0 ||
 	    (s = stream_new(l, l->next_id)) == NULL) {
@@ -484,7 +640,7 @@ wan_stream_open(struct wan_link *l, struct bufferevent *bev,
 	l->next_id += 2;
 	s->cbs = *cbs;
 	s->arg = arg;
-	send_frame(l, WAN_OPEN, s->id, b, (size_t)n);
+	send_seq(l, WAN_OPEN, s->id, b, (size_t)n);
 	s->st.wan_out += WAN_FRAME_HDR + (size_t)n;
 	stream_hook_local(s, bev);
 	return s;
@@ -557,73 +713,59 @@ recv_open(struct wan_link *l, const struct wan_frame_hdr *h, const uint8_t *p)
 	}
 }
 
-/* DATA: the payload is still in the link's input buffer; move it. */
+/*
+ * DATA: the payload (checksum, then bytes) is at the head of src. The
+ * bytes go to the hypervisor only if they match their checksum: a frame
+ * damaged anywhere between the two gateways' memories resets the stream
+ * (fail closed, invariant 2) instead of reaching the destination QEMU.
+ */
 static void
 recv_data(struct wan_link *l, const struct wan_frame_hdr *h,
-    struct evbuffer *in)
+    struct evbuffer *src)
 {
 	struct wan_stream *s = stream_find(l, h->stream);
+	size_t len = h->length - DATA_SUM;
+	uint8_t sum[DATA_SUM];
+	unsigned char *p;
 
 	if (s == NULL || s->fin_rcvd) {
 		/* A stream we reset while its data was in flight. */
-		evbuffer_drain(in, h->length);
+		evbuffer_drain(src, h->length);
 		return;
 	}
-	if (h->length > l->p.window - s->recv_unacked) {
-		evbuffer_drain(in, h->length);
+	if (len > l->p.window - s->recv_unacked) {
+		evbuffer_drain(src, h->length);
 		wan_stream_reset(s, WAN_RST_PROTO, "peer overran its window");
 		return;
 	}
-	s->recv_unacked += h->length;
+	evbuffer_remove(src, sum, sizeof(sum));
+	p = evbuffer_pullup(src, (ev_ssize_t)len);
+	if (p == NULL) {
+		link_break(l);
+		return;
+	}
+	if (XXH3_64bits(p, len) != wan_get_be64(sum)) {
+		evbuffer_drain(src, len);
+		log_warnx("stream %u: DATA frame %llu fails its checksum",
+		    s->id, (unsigned long long)h->seq);
+		wan_stream_reset(s, WAN_RST_PROTO,
+		    "checksum mismatch: data damaged in the tunnel");
+		return;
+	}
+	s->recv_unacked += len;
 	s->st.wan_in += WAN_FRAME_HDR + h->length;
-	if (evbuffer_remove_buffer(in, s->local != NULL ?
-	    bufferevent_get_output(s->local) : s->pending, h->length) !=
-	    (int)h->length)
+	if (evbuffer_remove_buffer(src, s->local != NULL ?
+	    bufferevent_get_output(s->local) : s->pending, len) != (int)len)
 		link_break(l);
 }
 
 static void
-recv_ctrl(struct wan_link *l, const struct wan_frame_hdr *h, const uint8_t *p)
+recv_stream_ctrl(struct wan_link *l, const struct wan_frame_hdr *h,
+    const uint8_t *p)
 {
-	struct wan_stream *s;
+	struct wan_stream *s = stream_find(l, h->stream);
 	uint32_t credit;
-	uint64_t stamp;
 
-	switch (h->type) {
-	case WAN_OPEN:
-		recv_open(l, h, p);
-		return;
-	case WAN_PING:
-		/* A peer that pings without reading gets no answers. */
-		if (wan_u64_decode(p, h->length, &stamp) == 0 &&
-		    evbuffer_get_length(bufferevent_get_output(l->bev)) <
-		    LINK_OUT_HIGH)
-			send_u64(l, WAN_PONG, stamp);
-		return;
-	case WAN_PONG:
-		if (wan_u64_decode(p, h->length, &stamp) == 0 &&
-		    stamp <= wm_now_us()) {
-			double sample = (double)(wm_now_us() - stamp) / 1000.0;
-
-			l->st.rtt_ms = l->st.rtt_ms < 0 ? sample :
-			    0.875 * l->st.rtt_ms + 0.125 * sample;
-			/* A PING queues behind our own data, so the smoothed
-			 * value grows with what we buffer; the minimum does
-			 * not (BBR's min_rtt, refreshed every 30 s). */
-			if (l->st.min_rtt_ms < 0 || sample <= l->st.min_rtt_ms ||
-			    wm_now_ms() - l->min_rtt_stamp_ms > 30000) {
-				l->st.min_rtt_ms = sample;
-				l->min_rtt_stamp_ms = wm_now_ms();
-			}
-		}
-		return;
-	case WAN_HELLO:
-		link_fail(l, "second HELLO");
-		return;
-	default:
-		break;
-	}
-	s = stream_find(l, h->stream);
 	if (s == NULL)
 		return; /* late frame for a stream already gone */
 	s->st.wan_in += WAN_FRAME_HDR + h->length;
@@ -651,88 +793,331 @@ recv_ctrl(struct wan_link *l, const struct wan_frame_hdr *h, const uint8_t *p)
 		}
 		s->send_credit += credit;
 		l->inflight = l->inflight > credit ? l->inflight - credit : 0;
-		if (l->cap_blocked && l->inflight < l->inflight_cap) {
-			l->cap_blocked = false;
+		if (l->cap_blocked && l->inflight < l->inflight_cap)
 			link_pump_all(l);
-		} else {
+		else
 			stream_pump(s);
-		}
 		break;
 	default:
 		break;
 	}
 }
 
+/* Acts on the next frame in sequence; its payload is at the head of src
+ * and is consumed. */
 static void
-recv_hello(struct wan_link *l, const struct wan_frame_hdr *h, const uint8_t *p)
+deliver(struct wan_link *l, const struct wan_frame_hdr *h,
+    struct evbuffer *src)
 {
-	if (h->type != WAN_HELLO || wan_hello_decode(p, h->length, &l->peer) != 0) {
-		link_fail(l, "peer did not start with a valid HELLO");
+	uint8_t p[WAN_CTRL_MAX];
+
+	if (h->type == WAN_DATA) {
+		if (h->length <= DATA_SUM) {
+			link_fail(l, "DATA frame without bytes");
+			return;
+		}
+		recv_data(l, h, src);
 		return;
 	}
-	if (l->peer.version != WAN_PROTO_VERSION) {
-		link_fail(l, "unsupported tunnel protocol version");
+	if (h->length > sizeof(p)) {
+		link_fail(l, "oversized control frame");
 		return;
 	}
-	if (l->peer.window < 65536 || l->peer.site[0] == '\0') {
-		link_fail(l, "HELLO with invalid window or site");
+	evbuffer_remove(src, p, h->length);
+	if (h->type == WAN_OPEN)
+		recv_open(l, h, p);
+	else
+		recv_stream_ctrl(l, h, p);
+}
+
+/* Keeps a frame that arrived ahead of a gap, in seq order. */
+static void
+ooo_stash(struct wan_link *l, const struct wan_frame_hdr *h,
+    struct evbuffer *src)
+{
+	uint64_t cost = (uint64_t)h->length + OOO_ENTRY_COST;
+	struct ooo *o, *at;
+
+	TAILQ_FOREACH_REVERSE(at, &l->ooo, ooo_list, entry)
+		if (at->h.seq <= h->seq)
+			break;
+	if (at != NULL && at->h.seq == h->seq) {
+		evbuffer_drain(src, h->length); /* a copy resent */
 		return;
 	}
-	l->ready = true;
-	l->st.up_since_ms = wm_now_ms();
-	if (l->cbs.ready != NULL)
-		l->cbs.ready(l, &l->peer, l->arg);
+	if (l->ooo_bytes + cost > (uint64_t)l->p.reorder + (1u << 20)) {
+		link_fail(l, "peer sent past our reorder buffer");
+		return;
+	}
+	o = calloc(1, sizeof(*o));
+	if (o == NULL || (o->payload = evbuffer_new()) == NULL ||
+	    evbuffer_remove_buffer(src, o->payload, h->length) !=
+	    (int)h->length) {
+		if (o != NULL && o->payload != NULL)
+			evbuffer_free(o->payload);
+		free(o);
+		link_break(l);
+		return;
+	}
+	o->h = *h;
+	l->ooo_bytes += cost;
+	if (at != NULL)
+		TAILQ_INSERT_AFTER(&l->ooo, at, o, entry);
+	else
+		TAILQ_INSERT_HEAD(&l->ooo, o, entry);
 }
 
 static void
-link_readcb(struct bufferevent *b, void *arg)
+ooo_free(struct wan_link *l, struct ooo *o)
 {
-	struct wan_link *l = arg;
-	struct evbuffer *in = bufferevent_get_input(b);
-	uint8_t raw[WAN_FRAME_HDR];
-	uint8_t payload[WAN_CTRL_MAX];
-	struct wan_frame_hdr h;
-
-	l->last_rx_ms = wm_now_ms();
-	while (!l->dead && !l->broken) {
-		size_t avail = evbuffer_get_length(in);
-		int r;
-
-		if (avail < WAN_FRAME_HDR)
-			break;
-		evbuffer_copyout(in, raw, sizeof(raw));
-		r = wan_frame_hdr_decode(raw, sizeof(raw), &h);
-		if (r < 0) {
-			link_fail(l, "malformed frame header");
-			return;
-		}
-		if (avail < WAN_FRAME_HDR + (size_t)h.length)
-			break;
-		if (!l->ready && h.type != WAN_HELLO) {
-			link_fail(l, "peer did not start with HELLO");
-			return;
-		}
-		evbuffer_drain(in, WAN_FRAME_HDR);
-		l->st.bytes_received += WAN_FRAME_HDR + h.length;
-		if (h.type == WAN_DATA) {
-			recv_data(l, &h, in);
-			continue;
-		}
-		/* wan_frame_hdr_decode bounds every other type to WAN_CTRL_MAX */
-		if (h.length > sizeof(payload)) {
-			link_fail(l, "oversized control frame");
-			return;
-		}
-		evbuffer_remove(in, payload, h.length);
-		if (!l->ready)
-			recv_hello(l, &h, payload);
-		else
-			recv_ctrl(l, &h, payload);
-	}
+	TAILQ_REMOVE(&l->ooo, o, entry);
+	l->ooo_bytes -= (uint64_t)o->h.length + OOO_ENTRY_COST;
+	evbuffer_free(o->payload);
+	free(o);
 }
 
-/* Pumps every stream of the link once (after the link's output or its
- * in-flight bound opened up again). */
+static void
+send_ack(struct wan_link *l, struct wan_conn *c)
+{
+	if (l->recv_next == l->ack_sent)
+		return;
+	conn_send_u64(c, WAN_ACK, l->recv_next);
+	l->ack_sent = l->recv_next;
+	l->since_ack = 0;
+}
+
+void
+link_conn_frame(struct wan_link *l, struct wan_conn *c,
+    const struct wan_frame_hdr *h, struct evbuffer *in)
+{
+	uint8_t p[WAN_CTRL_MAX];
+	struct ooo *o;
+	uint64_t v;
+
+	if (h->type == WAN_ACK || h->type == WAN_CLOSE) {
+		char reason[256], why[300];
+
+		evbuffer_remove(in, p, h->length); /* both bounded */
+		if (h->type == WAN_CLOSE) {
+			if (wan_str_decode(p, h->length, reason,
+			    sizeof(reason)) != 0)
+				snprintf(reason, sizeof(reason), "(malformed)");
+			snprintf(why, sizeof(why), "peer ended the session: %s",
+			    reason);
+			link_fail(l, why);
+			return;
+		}
+		if (wan_u64_decode(p, h->length, &v) != 0 || v > l->send_next) {
+			link_fail(l, "peer acknowledged frames never sent");
+			return;
+		}
+		link_acked(l, v);
+		return;
+	}
+	if (h->seq < l->recv_next) {
+		evbuffer_drain(in, h->length); /* resent; we have it */
+		return;
+	}
+	if (h->seq > l->recv_next) {
+		ooo_stash(l, h, in);
+		return;
+	}
+	deliver(l, h, in);
+	l->recv_next++;
+	l->since_ack += WAN_FRAME_HDR + h->length;
+	while (!l->dead && (o = TAILQ_FIRST(&l->ooo)) != NULL &&
+	    o->h.seq <= l->recv_next) {
+		if (o->h.seq == l->recv_next) {
+			deliver(l, &o->h, o->payload);
+			l->recv_next++;
+			l->since_ack += WAN_FRAME_HDR + o->h.length;
+		}
+		if (!l->dead)
+			ooo_free(l, o);
+	}
+	if (!l->dead && l->since_ack >= ACK_EVERY)
+		send_ack(l, c);
+}
+
+void
+link_conn_read_done(struct wan_link *l, struct wan_conn *c)
+{
+	if (!l->dead)
+		send_ack(l, c);
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+static void
+link_send_hello(struct wan_link *l, struct wan_conn *c)
+{
+	struct wan_hello h = {
+		.version = WAN_PROTO_VERSION,
+		.window = l->p.window,
+		.reorder = l->p.reorder,
+		.session = l->session,
+		.send_next = l->send_next,
+		.recv_next = l->recv_next,
+	};
+	uint8_t buf[WAN_CTRL_MAX];
+	int n;
+
+	if (l->st.up_since_ms == 0 && l->send_next == 1 && l->recv_next == 1)
+		h.flags = WAN_HELLO_NEW;
+	snprintf(h.site, sizeof(h.site), "%s", l->site);
+	n = wan_hello_encode(buf, sizeof(buf), &h);
+	if (n >= 0)
+		conn_send_ctrl(c, WAN_HELLO, buf, (size_t)n);
+}
+
+void
+link_conn_tls_up(struct wan_link *l, struct wan_conn *c)
+{
+	if (!l->dead)
+		link_send_hello(l, c);
+}
+
+/*
+ * The peer's HELLO on c. With another connection up the session simply
+ * gains one. After an outage (none up) the two sides compare where they
+ * are: the peer must still want only frames we hold, and must not have
+ * lost frames it sent us; else the session cannot resume and ends.
+ */
+void
+link_conn_hello(struct wan_link *l, struct wan_conn *c)
+{
+	const struct wan_hello *h = &c->peer;
+	bool resumed;
+	char why[320];
+
+	if (!c->p.dialled)
+		link_send_hello(l, c);
+	if (h->session != l->session) {
+		conn_fail(c, "peer answered for another session");
+		return;
+	}
+	if (l->peer_site[0] != '\0' && strcmp(h->site, l->peer_site) != 0) {
+		snprintf(why, sizeof(why), "peer announces itself as \"%s\"",
+		    h->site);
+		conn_fail(c, why);
+		return;
+	}
+	if (l->has_peer && (h->window != l->peer.window ||
+	    h->reorder != l->peer.reorder || strcmp(h->site, l->peer.site) != 0)) {
+		link_fail(l, "peer changed its parameters within the session");
+		return;
+	}
+	if ((h->flags & WAN_HELLO_NEW) && (l->send_next > 1 || l->recv_next > 1)) {
+		link_fail(l, "the peer no longer has this session (restarted?)");
+		return;
+	}
+	if (l->nready == 0) {
+		if (h->recv_next < link_rtx_base(l) || h->recv_next > l->send_next) {
+			snprintf(why, sizeof(why), "cannot resume: peer wants "
+			    "frame %llu, we hold %llu to %llu",
+			    (unsigned long long)h->recv_next,
+			    (unsigned long long)link_rtx_base(l),
+			    (unsigned long long)l->send_next - 1);
+			link_fail(l, why);
+			return;
+		}
+		if (h->send_next < l->recv_next) {
+			snprintf(why, sizeof(why), "cannot resume: peer's next "
+			    "frame is %llu, we have up to %llu",
+			    (unsigned long long)h->send_next,
+			    (unsigned long long)l->recv_next - 1);
+			link_fail(l, why);
+			return;
+		}
+	}
+	if (h->recv_next <= l->send_next)
+		link_acked(l, h->recv_next);
+	if (!l->has_peer) {
+		l->peer = *h;
+		l->has_peer = true;
+	}
+	c->ready = true;
+	c->last_ping_ms = 0;
+	l->nready++;
+	resumed = l->st.down_since_ms != 0;
+	if (l->st.up_since_ms == 0)
+		l->st.up_since_ms = wm_now_ms();
+	if (resumed) {
+		l->st.resumes++;
+		l->st.down_since_ms = 0;
+	}
+	if (l->cbs.conn_up != NULL)
+		l->cbs.conn_up(l, resumed, l->arg);
+	if (l->dead)
+		return;
+	link_flush(l);
+	link_pump_all(l);
+}
+
+void
+link_conn_lost(struct wan_link *l, struct wan_conn *c, const char *why)
+{
+	struct rtx *r;
+	bool was_ready = c->ready;
+
+	TAILQ_REMOVE(&l->conns, c, entry);
+	c->link = NULL;
+	c->ready = false;
+	l->st.bytes_sent += c->bytes_sent;
+	l->st.bytes_received += c->bytes_received;
+	TAILQ_FOREACH(r, &l->rtx, entry) {
+		if (r->conn == c) {
+			r->conn = NULL;
+			l->nunsent++;
+		}
+	}
+	if (was_ready && --l->nready == 0) {
+		l->st.outages++;
+		l->st.down_since_ms = wm_now_ms();
+	}
+	if (l->cbs.conn_down != NULL)
+		l->cbs.conn_down(l, why, l->arg);
+	if (l->dead)
+		return;
+	if (l->nready == 0 && l->st.up_since_ms != 0 && l->p.resume_ms == 0)
+		link_fail(l, why);
+	else
+		link_flush(l);
+}
+
+void
+link_conn_writable(struct wan_link *l, struct wan_conn *c)
+{
+	(void)c;
+	link_flush(l);
+	if (l->blocked && l->nunsent == 0)
+		link_pump_all(l);
+}
+
+void
+wan_link_add_conn(struct wan_link *l, struct wan_conn *c)
+{
+	c->link = l;
+	c->keepalive_ms = l->p.keepalive_ms;
+	c->timeout_ms = l->p.timeout_ms;
+	TAILQ_INSERT_TAIL(&l->conns, c, entry);
+	if (l->dead) {
+		conn_fail(c, "link closed");
+		return;
+	}
+	if (c->p.dialled) {
+		if (c->tls_up)
+			link_send_hello(l, c);
+		return;
+	}
+	if (c->hello_rcvd)
+		link_conn_hello(l, c);
+}
+
+/* ---- the link ---------------------------------------------------------- */
+
+/* Pumps every stream of the link once (after a connection, the in-flight
+ * bound or the retransmit buffer opened up again). */
 static void
 link_pump_all(struct wan_link *l)
 {
@@ -742,14 +1127,17 @@ link_pump_all(struct wan_link *l)
 	/*
 	 * A pump may end its stream, and a closed() callback may end others,
 	 * so no iterator survives a pump: restart from the head each time and
-	 * skip the streams already pumped in this round.
+	 * skip the streams already pumped in this round. A stream that cannot
+	 * go on sets the flag that stops the round.
 	 */
+	l->blocked = l->cap_blocked = l->rtx_blocked = false;
 	gen = ++l->pump_gen;
 	for (;;) {
 		TAILQ_FOREACH(s, &l->streams, entry)
 			if (s->pump_gen != gen)
 				break;
-		if (s == NULL || l->dead || l->blocked || l->cap_blocked)
+		if (s == NULL || l->dead || l->blocked || l->cap_blocked ||
+		    l->rtx_blocked)
 			return;
 		s->pump_gen = gen;
 		stream_pump(s);
@@ -757,10 +1145,10 @@ link_pump_all(struct wan_link *l)
 }
 
 /*
- * Out of memory while moving stream bytes: a frame may be cut or a stream
- * short of bytes, so nothing more may be sent or delivered on this link.
- * It fails from the loop (this runs inside loops over its streams), which
- * resets every stream on it: fail closed, never a corrupted stream.
+ * Out of memory while moving stream bytes: a stream may be short of bytes,
+ * so nothing more may be delivered on this link. It fails from the loop
+ * (this runs inside loops over its streams), which resets every stream on
+ * it: fail closed, never a corrupted stream.
  */
 static void
 link_break(struct wan_link *l)
@@ -786,163 +1174,72 @@ link_unblockcb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (l->dead || !l->cap_blocked || l->inflight >= l->inflight_cap)
-		return;
-	l->cap_blocked = false;
-	link_pump_all(l);
-}
-
-static void
-link_writecb(struct bufferevent *b, void *arg)
-{
-	struct wan_link *l = arg;
-
-	(void)b;
-	if (!l->blocked || l->dead)
-		return;
-	l->blocked = false;
-	link_pump_all(l);
-}
-
-/* Describes a TLS or socket failure: verification result, then the errors
- * OpenSSL queued on the bufferevent, then errno. */
-static const char *
-tls_error(struct bufferevent *b, int sockerr, char *buf, size_t len)
-{
-	SSL *ssl = bufferevent_openssl_get_ssl(b);
-	long v = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
-	unsigned long e;
-	size_t used;
-
-	buf[0] = '\0';
-	if (v != X509_V_OK)
-		snprintf(buf, len, "certificate verification: %s;",
-		    X509_verify_cert_error_string(v));
-	while ((e = bufferevent_get_openssl_error(b)) != 0) {
-		if (ERR_SYSTEM_ERROR(e))
-			continue; /* errno, reported below */
-		used = strlen(buf);
-		if (used + 2 >= len)
-			continue;
-		if (used > 0)
-			buf[used++] = ' ';
-		ERR_error_string_n(e, buf + used, len - used);
-	}
-	used = strlen(buf);
-	if (sockerr != 0 && used + 2 < len)
-		snprintf(buf + used, len - used, "%s%s", used ? " " : "",
-		    strerror(sockerr));
-	if (buf[0] == '\0')
-		snprintf(buf, len, "connection closed");
-	return buf;
-}
-
-static void
-link_eventcb(struct bufferevent *b, short what, void *arg)
-{
-	struct wan_link *l = arg;
-	char why[512];
-
-	if (what & BEV_EVENT_CONNECTED) {
-		struct wan_hello h = { .version = WAN_PROTO_VERSION };
-		uint8_t buf[WAN_CTRL_MAX];
-		SSL *ssl = bufferevent_openssl_get_ssl(b);
-		int n;
-
-		l->tls_up = true;
-		why[0] = '\0';
-		if (l->cbs.verify != NULL &&
-		    l->cbs.verify(l, ssl, why, sizeof(why), l->arg) != 0) {
-			link_fail(l, why[0] ? why : "peer rejected");
-			return;
-		}
-		h.window = l->p.window;
-		snprintf(h.site, sizeof(h.site), "%s", l->site);
-		n = wan_hello_encode(buf, sizeof(buf), &h);
-		if (n < 0) {
-			link_fail(l, "cannot encode HELLO");
-			return;
-		}
-		send_frame(l, WAN_HELLO, 0, buf, (size_t)n);
-		l->last_rx_ms = wm_now_ms();
-		return;
-	}
-	if (what & BEV_EVENT_ERROR) {
-		int e = EVUTIL_SOCKET_ERROR();
-		char tls[384];
-
-		snprintf(why, sizeof(why), "%s: %s",
-		    l->tls_up ? "connection error" : "connection or TLS handshake failed",
-		    tls_error(b, e, tls, sizeof(tls)));
-		link_fail(l, why);
-		return;
-	}
-	if (what & BEV_EVENT_EOF) {
-		link_fail(l, l->tls_up ? "peer closed the connection" :
-		    "peer closed the connection during the TLS handshake");
-		return;
-	}
-	if (what & BEV_EVENT_TIMEOUT)
-		link_fail(l, "timeout");
+	if (!l->dead)
+		link_pump_all(l);
 }
 
 static void
 link_timercb(evutil_socket_t fd, short what, void *arg)
 {
 	struct wan_link *l = arg;
-	uint64_t now = wm_now_ms();
 	char why[128];
 
 	(void)fd;
 	(void)what;
-	if (l->dead)
+	if (l->dead || l->st.down_since_ms == 0 ||
+	    wm_now_ms() - l->st.down_since_ms <= l->p.resume_ms)
 		return;
-	if (!l->ready) {
-		if (now - l->created_ms > HANDSHAKE_MS)
-			link_fail(l, "no TLS handshake and HELLO within 10 s");
-		return;
-	}
-	if (now - l->last_rx_ms > l->p.timeout_ms) {
-		snprintf(why, sizeof(why), "peer silent for %.1f s",
-		    (double)(now - l->last_rx_ms) / 1000.0);
-		link_fail(l, why);
-		return;
-	}
-	if (now - l->last_ping_ms >= l->p.keepalive_ms) {
-		l->last_ping_ms = now;
-		send_u64(l, WAN_PING, wm_now_us());
-	}
+	snprintf(why, sizeof(why), "no connection for %.1f s (resume window)",
+	    (double)(wm_now_ms() - l->st.down_since_ms) / 1000.0);
+	link_fail(l, why);
 }
 
 static void
 link_reapcb(evutil_socket_t fd, short what, void *arg)
 {
 	struct wan_link *l = arg;
+	struct rtx *r;
+	struct ooo *o;
 
 	(void)fd;
 	(void)what;
+	while ((r = TAILQ_FIRST(&l->rtx)) != NULL) {
+		TAILQ_REMOVE(&l->rtx, r, entry);
+		free(r);
+	}
+	while ((o = TAILQ_FIRST(&l->ooo)) != NULL)
+		ooo_free(l, o);
 	event_free(l->timer);
 	event_free(l->reap);
 	event_free(l->unblock);
 	event_free(l->breakev);
-	if (l->bev != NULL)
-		bufferevent_free(l->bev);
 	free(l);
 }
 
-static void
+void
 link_fail(struct wan_link *l, const char *why)
 {
 	struct wan_stream *s;
+	struct wan_conn *c;
 	char reason[512];
+	uint8_t b[WAN_CTRL_MAX];
+	int n;
 
 	if (l->dead)
 		return;
 	l->dead = true;
-	l->ready = false;
 	snprintf(reason, sizeof(reason), "tunnel lost: %s", why);
-	bufferevent_setcb(l->bev, NULL, NULL, NULL, NULL);
-	bufferevent_disable(l->bev, EV_READ | EV_WRITE);
+	/* Tell the peer, so that it does not wait out its resume window. */
+	n = wan_str_encode(b, sizeof(b), why);
+	while ((c = TAILQ_FIRST(&l->conns)) != NULL) {
+		TAILQ_REMOVE(&l->conns, c, entry);
+		l->st.bytes_sent += c->bytes_sent;
+		l->st.bytes_received += c->bytes_received;
+		if (n >= 0 && c->tls_up && c->hello_rcvd)
+			conn_send_ctrl(c, WAN_CLOSE, b, (size_t)n);
+		conn_retire(c);
+	}
+	l->nready = 0;
 	event_del(l->timer);
 	while ((s = TAILQ_FIRST(&l->streams)) != NULL)
 		stream_finish(s, WAN_CLOSED_RESET, reason);
@@ -954,44 +1251,44 @@ link_fail(struct wan_link *l, const char *why)
 void
 wan_link_close(struct wan_link *l, const char *why)
 {
-	if (l->dead)
-		return;
-	if (l->tls_up) {
-		/* Best effort close_notify; the peer treats the end as an
-		 * error anyway if a stream is still open. */
-		SSL *ssl = bufferevent_openssl_get_ssl(l->bev);
-
-		if (ssl != NULL && evbuffer_get_length(bufferevent_get_output(l->bev)) == 0) {
-			SSL_shutdown(ssl);
-			ERR_clear_error(); /* not another link's error */
-		}
-	}
 	link_fail(l, why);
 }
 
 struct wan_link *
-wan_link_new(struct event_base *base, struct bufferevent *bev,
-    const struct wan_link_params *p, const struct wan_link_cbs *cbs, void *arg)
+wan_link_new(struct event_base *base, const struct wan_link_params *p,
+    const struct wan_link_cbs *cbs, void *arg, uint64_t session)
 {
 	struct wan_link *l = calloc(1, sizeof(*l));
-	struct timeval tv;
+	struct timeval tv = { 0, TICK_MS * 1000 };
+	const char *fault = getenv("WANMIGD_FAULT_CORRUPT");
 
-	if (l == NULL) {
-		bufferevent_free(bev);
+	if (l == NULL)
 		return NULL;
-	}
 	l->base = base;
-	l->bev = bev;
 	l->p = *p;
 	snprintf(l->site, sizeof(l->site), "%s", p->site);
 	l->p.site = l->site;
+	snprintf(l->peer_site, sizeof(l->peer_site), "%s",
+	    p->peer_site != NULL ? p->peer_site : "");
+	l->p.peer_site = l->peer_site;
 	l->cbs = *cbs;
 	l->arg = arg;
+	l->session = session;
+	while (l->session == 0)
+		if (RAND_bytes((unsigned char *)&l->session,
+		    sizeof(l->session)) != 1)
+			l->session = wm_now_us() ^ ((uint64_t)getpid() << 40);
 	l->next_id = p->dialled ? 1 : 2;
-	l->st.rtt_ms = -1;
-	l->st.min_rtt_ms = -1;
-	l->created_ms = l->last_rx_ms = wm_now_ms();
+	l->send_next = l->recv_next = l->ack_sent = 1;
+	l->st.rtt_ms = l->st.min_rtt_ms = -1;
+	/* Test-only fault knob: flip a bit in the Nth DATA frame this link
+	 * sends, after its checksum (tests/integration/test_faults.py). */
+	if (fault != NULL)
+		l->fault_corrupt = strtoull(fault, NULL, 10);
+	TAILQ_INIT(&l->conns);
 	TAILQ_INIT(&l->streams);
+	TAILQ_INIT(&l->rtx);
+	TAILQ_INIT(&l->ooo);
 	l->timer = event_new(base, -1, EV_PERSIST, link_timercb, l);
 	l->reap = event_new(base, -1, 0, link_reapcb, l);
 	l->unblock = event_new(base, -1, 0, link_unblockcb, l);
@@ -1006,20 +1303,10 @@ wan_link_new(struct event_base *base, struct bufferevent *bev,
 			event_free(l->reap);
 		if (l->unblock)
 			event_free(l->unblock);
-		bufferevent_free(bev);
 		free(l);
 		return NULL;
 	}
-	tv.tv_sec = 0;
-	tv.tv_usec = TICK_MS * 1000;
 	event_add(l->timer, &tv);
-	bufferevent_setcb(bev, link_readcb, link_writecb, link_eventcb, l);
-	bufferevent_setwatermark(bev, EV_WRITE, LINK_OUT_LOW, 0);
-	/* libevent moves at most 16 KiB per read or write callback by
-	 * default: at 1 Gbit/s that is 8000 loop turns a second. */
-	bufferevent_set_max_single_read(bev, IO_CHUNK);
-	bufferevent_set_max_single_write(bev, IO_CHUNK);
-	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	return l;
 }
 
@@ -1029,25 +1316,44 @@ wan_link_set_inflight_cap(struct wan_link *l, uint64_t bytes)
 	bool opened = bytes == 0 || bytes > l->inflight_cap;
 
 	l->inflight_cap = bytes;
-	if (l->cap_blocked && opened && !l->dead) {
-		l->cap_blocked = false;
+	if (l->cap_blocked && opened && !l->dead)
 		link_pump_all(l);
-	}
 }
 
 bool
 wan_link_ready(const struct wan_link *l)
 {
-	return l->ready && !l->dead;
+	return l->nready > 0 && !l->dead;
 }
 
+uint64_t
+wan_link_session(const struct wan_link *l)
+{
+	return l->session;
+}
 
 void
 wan_link_get_stats(const struct wan_link *l, struct wan_link_stats *st)
 {
+	const struct wan_conn *c;
+
 	*st = l->st;
 	st->inflight = l->inflight;
 	st->inflight_cap = l->inflight_cap;
+	st->unacked = l->rtx_bytes;
+	st->conns = l->nready;
+	st->conns_pending = 0;
+	TAILQ_FOREACH(c, &l->conns, entry) {
+		st->bytes_sent += c->bytes_sent;
+		st->bytes_received += c->bytes_received;
+		if (!c->ready) {
+			st->conns_pending++;
+			continue;
+		}
+		if (c->rtt_ms >= 0 && (st->rtt_ms < 0 || c->rtt_ms < st->rtt_ms))
+			st->rtt_ms = c->rtt_ms;
+		if (c->min_rtt_ms >= 0 &&
+		    (st->min_rtt_ms < 0 || c->min_rtt_ms < st->min_rtt_ms))
+			st->min_rtt_ms = c->min_rtt_ms;
+	}
 }
-
-

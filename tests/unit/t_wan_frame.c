@@ -13,10 +13,11 @@
 static void
 test_hdr_roundtrip(void **state)
 {
-	struct wan_frame_hdr h = { WAN_DATA, 0, 0x01020304, 65536 }, g;
+	struct wan_frame_hdr h = { WAN_DATA, 0, 0x01020304, 65536,
+		0x1122334455667788ull }, g;
 	uint8_t b[WAN_FRAME_HDR];
 	static const uint8_t want[WAN_FRAME_HDR] = { 3, 0, 0, 0, 1, 2, 3, 4,
-		0, 1, 0, 0 };
+		0, 1, 0, 0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88 };
 
 	(void)state;
 	wan_frame_hdr_encode(b, &h);
@@ -25,14 +26,15 @@ test_hdr_roundtrip(void **state)
 	assert_int_equal(g.type, WAN_DATA);
 	assert_int_equal(g.stream, 0x01020304);
 	assert_int_equal(g.length, 65536);
+	assert_true(g.seq == 0x1122334455667788ull);
 	/* need more bytes is not an error */
 	for (size_t n = 0; n < WAN_FRAME_HDR; n++)
 		assert_int_equal(wan_frame_hdr_decode(b, n, &g), 0);
 }
 
 static int
-decode_raw(uint8_t type, uint8_t flags, uint16_t rsv, uint32_t stream,
-    uint32_t len)
+decode_seq(uint8_t type, uint8_t flags, uint16_t rsv, uint32_t stream,
+    uint32_t len, uint64_t seq)
 {
 	uint8_t b[WAN_FRAME_HDR] = { type, flags, (uint8_t)(rsv >> 8),
 		(uint8_t)rsv };
@@ -40,7 +42,17 @@ decode_raw(uint8_t type, uint8_t flags, uint16_t rsv, uint32_t stream,
 
 	wan_put_be32(b + 4, stream);
 	wan_put_be32(b + 8, len);
+	wan_put_be64(b + 12, seq);
 	return wan_frame_hdr_decode(b, sizeof(b), &g);
+}
+
+/* A header with the seq its type needs: 1 for the sequenced ones. */
+static int
+decode_raw(uint8_t type, uint8_t flags, uint16_t rsv, uint32_t stream,
+    uint32_t len)
+{
+	return decode_seq(type, flags, rsv, stream, len,
+	    wan_frame_sequenced(type) ? 1 : 0);
 }
 
 static void
@@ -51,12 +63,26 @@ test_hdr_rejects(void **state)
 	assert_int_equal(decode_raw(WAN_FRAME_TYPE_MAX + 1, 0, 0, 1, 0), WM_ERR_PROTO);
 	assert_int_equal(decode_raw(WAN_DATA, 1, 0, 1, 10), WM_ERR_PROTO);
 	assert_int_equal(decode_raw(WAN_DATA, 0, 1, 1, 10), WM_ERR_PROTO);
-	/* DATA: 1..64 KiB, never on stream 0 */
+	/* DATA: checksum and 1..64 KiB, never on stream 0 */
 	assert_int_equal(decode_raw(WAN_DATA, 0, 0, 1, 0), WM_ERR_PROTO);
-	assert_int_equal(decode_raw(WAN_DATA, 0, 0, 1, WAN_FRAME_MAX_PAYLOAD + 1),
-	    WM_ERR_PROTO);
+	assert_int_equal(decode_raw(WAN_DATA, 0, 0, 1, WAN_DATA_SUM), WM_ERR_PROTO);
+	assert_int_equal(decode_raw(WAN_DATA, 0, 0, 1, WAN_DATA_SUM + 1), 1);
+	assert_int_equal(decode_raw(WAN_DATA, 0, 0, 1,
+	    WAN_DATA_SUM + WAN_FRAME_MAX_PAYLOAD + 1), WM_ERR_PROTO);
 	assert_int_equal(decode_raw(WAN_DATA, 0, 0, 0, 10), WM_ERR_PROTO);
-	assert_int_equal(decode_raw(WAN_DATA, 0, 0, 1, WAN_FRAME_MAX_PAYLOAD), 1);
+	assert_int_equal(decode_raw(WAN_DATA, 0, 0, 1,
+	    WAN_DATA_SUM + WAN_FRAME_MAX_PAYLOAD), 1);
+	/* sequenced frames need a seq, the others must not have one */
+	assert_int_equal(decode_seq(WAN_DATA, 0, 0, 1, 20, 0), WM_ERR_PROTO);
+	assert_int_equal(decode_seq(WAN_WINDOW, 0, 0, 1, 4, 0), WM_ERR_PROTO);
+	assert_int_equal(decode_seq(WAN_PING, 0, 0, 0, 8, 5), WM_ERR_PROTO);
+	assert_int_equal(decode_seq(WAN_ACK, 0, 0, 0, 8, 5), WM_ERR_PROTO);
+	assert_int_equal(decode_raw(WAN_ACK, 0, 0, 0, 8), 1);
+	assert_int_equal(decode_raw(WAN_ACK, 0, 0, 1, 8), WM_ERR_PROTO);
+	assert_int_equal(decode_raw(WAN_ACK, 0, 0, 0, 4), WM_ERR_PROTO);
+	assert_int_equal(decode_raw(WAN_CLOSE, 0, 0, 0, 5), 1);
+	assert_int_equal(decode_raw(WAN_CLOSE, 0, 0, 0, WAN_CTRL_MAX + 1),
+	    WM_ERR_PROTO);
 	/* fixed sizes */
 	assert_int_equal(decode_raw(WAN_FIN, 0, 0, 1, 1), WM_ERR_PROTO);
 	assert_int_equal(decode_raw(WAN_FIN, 0, 0, 1, 0), 1);
@@ -75,23 +101,33 @@ test_hdr_rejects(void **state)
 static void
 test_hello(void **state)
 {
-	struct wan_hello h = { WAN_PROTO_VERSION, 8u << 20, "east" }, g;
+	struct wan_hello h = {
+		.version = WAN_PROTO_VERSION, .flags = WAN_HELLO_NEW,
+		.window = 8u << 20, .reorder = 64u << 20,
+		.session = 0x0102030405060708ull, .send_next = 77,
+		.recv_next = 1ull << 40, .site = "east",
+	}, g;
 	uint8_t b[WAN_CTRL_MAX];
 	int n;
 
 	(void)state;
 	n = wan_hello_encode(b, sizeof(b), &h);
-	assert_int_equal(n, 8 + 1 + 4);
+	assert_int_equal(n, 36 + 1 + 4);
 	assert_int_equal(wan_hello_decode(b, (size_t)n, &g), 0);
 	assert_int_equal(g.version, WAN_PROTO_VERSION);
+	assert_int_equal(g.flags, WAN_HELLO_NEW);
 	assert_int_equal(g.window, 8u << 20);
+	assert_int_equal(g.reorder, 64u << 20);
+	assert_true(g.session == 0x0102030405060708ull);
+	assert_true(g.send_next == 77);
+	assert_true(g.recv_next == 1ull << 40);
 	assert_string_equal(g.site, "east");
 	/* truncated, trailing garbage, string running past the end */
 	assert_int_equal(wan_hello_decode(b, (size_t)n - 1, &g), WM_ERR_PROTO);
-	assert_int_equal(wan_hello_decode(b, 7, &g), WM_ERR_PROTO);
+	assert_int_equal(wan_hello_decode(b, 35, &g), WM_ERR_PROTO);
 	b[n] = 'x';
 	assert_int_equal(wan_hello_decode(b, (size_t)n + 1, &g), WM_ERR_PROTO);
-	b[8] = 200;
+	b[36] = 200;
 	assert_int_equal(wan_hello_decode(b, (size_t)n, &g), WM_ERR_PROTO);
 }
 
@@ -155,7 +191,8 @@ static void
 test_mutations(void **state)
 {
 	struct wan_open o = { 7, 1, "r", "1.2.3.4:5" }, g;
-	struct wan_hello h = { 1, 65536, "site" }, hg;
+	struct wan_hello h = { .version = 2, .window = 65536, .reorder = 1u << 20,
+		.session = 9, .send_next = 1, .recv_next = 1, .site = "site" }, hg;
 	uint8_t b[64], m[64];
 	int n = wan_open_encode(b, sizeof(b), &o);
 	int hn;
