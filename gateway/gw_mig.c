@@ -19,6 +19,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "gw.h"
 #include "gw_rarp.h"
@@ -242,6 +243,13 @@ stream_closed(struct wan_stream *ws, enum wan_close_how how, const char *why,
 	m->bytes_ret += m->inbound ? st->local_in : st->local_out;
 	m->bytes_wan += st->wan_out + st->wan_in;
 	if (gs->connecting != NULL) {
+		/* The destination may have accepted already: make the close a
+		 * reset, so it never sees a clean end of an empty stream. */
+		struct linger lg = { 1, 0 };
+		evutil_socket_t fd = bufferevent_getfd(gs->connecting);
+
+		if (fd >= 0)
+			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 		bufferevent_free(gs->connecting);
 		gs->connecting = NULL;
 		m->connect_busy = false;

@@ -9,6 +9,7 @@ a normal stream for the real east gateway. Under the sanitizer build of
 tools/test.sh, any out-of-bounds access aborts the daemon and fails this.
 Exit 0 pass, 1 fail.
 """
+import ctypes
 import os
 import socket
 import ssl
@@ -22,8 +23,13 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 import wmgw  # noqa: E402
 import test_relay as tr  # noqa: E402
 
-HELLO, OPEN, DATA, FIN, RST, WINDOW, PING, PONG = range(1, 9)
+HELLO, OPEN, DATA, FIN, RST, WINDOW, PING, PONG, ACK, CLOSE = range(1, 11)
+SEQUENCED = (OPEN, DATA, FIN, RST, WINDOW)
 FAILS = []
+SEQ = [1]  # the next sequence number; hello() starts a session again
+_XXH = ctypes.CDLL("libxxhash.so.0")
+_XXH.XXH3_64bits.restype = ctypes.c_uint64
+_XXH.XXH3_64bits.argtypes = (ctypes.c_char_p, ctypes.c_size_t)
 
 
 def check(cond, what):
@@ -32,17 +38,34 @@ def check(cond, what):
         FAILS.append(what)
 
 
-def frame(ftype, stream, payload=b"", length=None):
+def frame(ftype, stream, payload=b"", length=None, seq=None):
+    """One frame; sequenced types get the session's next number."""
     n = len(payload) if length is None else length
-    return struct.pack(">BBHII", ftype, 0, 0, stream, n) + payload
+    if seq is None:
+        seq = 0
+        if ftype in SEQUENCED:
+            seq = SEQ[0]
+            SEQ[0] += 1
+    return struct.pack(">BBHIIQ", ftype, 0, 0, stream, n, seq) + payload
+
+
+def dataf(stream, b, good=True):
+    """A DATA frame: XXH3-64 of the bytes (spoilt unless good), bytes."""
+    return frame(DATA, stream, struct.pack(">Q", _XXH.XXH3_64bits(b, len(b)) ^
+                                           (0 if good else 1)) + b)
 
 
 def s8(b):
     return bytes([len(b)]) + b
 
 
-def hello(site=b"east", version=1, window=8 << 20):
-    return frame(HELLO, 0, struct.pack(">HHI", version, 0, window) + s8(site))
+def hello(site=b"east", version=2, window=8 << 20, reorder=64 << 20,
+          session=None, send_next=1, recv_next=1, flags=1):
+    SEQ[0] = 1
+    if session is None:
+        session = int.from_bytes(os.urandom(8), "big") | 1
+    return frame(HELLO, 0, struct.pack(">HHIIQQQ", version, flags, window, reorder,
+                                       session, send_next, recv_next) + s8(site))
 
 
 def open_(stream, target, mig=1, index=0, route=b"r"):
@@ -89,29 +112,38 @@ class Client:
 
 def parse(buf):
     out = []
-    while len(buf) >= 12:
-        t, _, _, sid, n = struct.unpack(">BBHII", buf[:12])
-        out.append((t, sid, buf[12:12 + n]))
-        buf = buf[12 + n:]
+    while len(buf) >= 20:
+        t, _, _, sid, n, _ = struct.unpack(">BBHIIQ", buf[:20])
+        out.append((t, sid, buf[20:20 + n]))
+        buf = buf[20 + n:]
     return out
 
 
 def main():
     work = tempfile.mkdtemp(prefix="wm-hostile-")
-    ec, wc, route_port, dest_port, west_wan = tr.start_pair(work)
+    ec, wc, route_port, dest_port, west_wan = tr.start_pair(
+        work, west_extra=["resume-buffer = 1m"])
     certs = os.path.join(work, "certs")
     west = wmgw.Gateway(wc, work, "west").start()
     target = ("127.0.0.1:%d" % dest_port).encode()
     dest = tr.Destination(dest_port, reply=b"ok")
     cases = [
         ("garbage instead of a frame", b"\xff" * 64, True),
-        ("64 KiB DATA before HELLO", frame(DATA, 1, b"A" * 65536), True),
+        ("64 KiB DATA before HELLO", dataf(1, b"A" * 65536), True),
         ("HELLO with protocol version 9", hello(version=9), True),
+        ("HELLO with session 0", hello(session=0), True),
+        ("HELLO with a tiny reorder buffer", hello(reorder=4096), True),
         ("HELLO naming another site", hello(site=b"mallory"), True),
         ("HELLO with a tiny window", hello(window=10), True),
         ("unknown frame type", hello() + frame(99, 1, b"x"), True),
         ("control frame longer than the bound", hello() + frame(RST, 1, length=5000), True),
-        ("DATA longer than 64 KiB", hello() + frame(DATA, 1, length=65537), True),
+        ("DATA longer than 64 KiB", hello() + frame(DATA, 1, length=65545), True),
+        ("DATA without a sequence number", hello() + frame(DATA, 1, b"x" * 9, seq=0), True),
+        ("PING with a sequence number", hello() + frame(PING, 0, b"\0" * 8, seq=1), True),
+        ("ACK of frames never sent", hello() + frame(ACK, 0, struct.pack(">Q", 99)), True),
+        ("CLOSE ends the session", hello() + frame(CLOSE, 0, s8(b"bye")), True),
+        ("frames ahead of a gap past the reorder buffer (1 MiB)", hello() + b"".join(
+            frame(DATA, 1, b"\0" * 65544, seq=5000 + i) for i in range(40)), True),
         ("OPEN with the wrong stream parity", hello() + open_(2, target), True),
         ("OPEN with a truncated payload", hello() + frame(OPEN, 1, b"\x00\x01"), True),
         ("OPEN reusing a stream number", hello() + open_(3, target) + open_(3, target), True),
@@ -136,9 +168,8 @@ def main():
         sink_target = ("127.0.0.1:%d" % sink.getsockname()[1]).encode()
         c = Client(certs, west_wan)
         c.send(hello() + open_(1, sink_target))
-        chunk = frame(DATA, 1, b"B" * 65536)
         for _ in range((40 << 20) // 65536):
-            c.send(chunk)
+            c.send(dataf(1, b"B" * 65536))
         c.send(frame(PING, 0, struct.pack(">Q", 42)))
         closed, frames = c.read_until_closed(3.0)
         rsts = [f for f in frames if f[0] == RST and f[1] == 1]
@@ -163,6 +194,25 @@ def main():
         sink.close()
         check(end == "reset",
               "window overrun: the destination connection is reset, not ended (%s)" % end)
+
+        # DATA whose checksum does not match its bytes: that stream is
+        # reset before anything reaches the destination; the link lives.
+        dest.results.clear()
+        c = Client(certs, west_wan)
+        c.send(hello() + open_(1, target) + dataf(1, b"D" * 1000) +
+               dataf(1, b"E" * 1000, good=False) + frame(PING, 0, struct.pack(">Q", 7)))
+        closed, frames = c.read_until_closed(2.0)
+        rsts = [f for f in frames if f[0] == RST and f[1] == 1]
+        check(bool(rsts) and b"checksum" in rsts[0][2] and not closed,
+              "damaged DATA: the stream is reset with a reason, the link stays up")
+        c.close()
+        deadline = time.time() + 3
+        while time.time() < deadline and not dest.results:
+            time.sleep(0.05)
+        check(dest.results and dest.results[0]["end"] == "reset" and
+              dest.results[0]["n"] <= 1000,
+              "damaged DATA: the destination is reset and never sees the damaged bytes (%s)"
+              % (dest.results[0] if dest.results else "nothing"))
 
         # An OPEN to a target outside `targets`: refused, nothing connects.
         dest.results.clear()

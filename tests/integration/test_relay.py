@@ -130,7 +130,7 @@ def source(port, data, want_reply, results, idx, delay=0.0):
 
 
 def start_pair(work, east_extra=None, west_targets=("127.0.0.0/8",),
-               west_cert=None, east_peer_addr=None):
+               west_cert=None, east_peer_addr=None, west_extra=None):
     east_wan, west_wan = free_port(), free_port()
     route_port, dest_port = free_port(), free_port()
     certs = os.path.join(work, "certs")
@@ -146,7 +146,8 @@ def start_pair(work, east_extra=None, west_targets=("127.0.0.0/8",),
     wc = wmgw.write_conf(
         os.path.join(work, "west.conf"), "west", certs,
         listen="127.0.0.1:%d" % west_wan, cert_name=west_cert,
-        peers=[dict(name="east", targets=list(west_targets))])
+        peers=[dict(name="east", targets=list(west_targets),
+                    extra=west_extra or [])])
     return ec, wc, route_port, dest_port, west_wan
 
 
