@@ -196,6 +196,9 @@ snap_peer(struct gw_peer *p, struct gw_metrics_peer *mp)
 	mp->connected = t.best != NULL;
 	mp->streams = t.streams;
 	mp->links = t.links;
+	mp->outages = t.outages;
+	mp->resumes = t.resumes;
+	mp->bytes_resent = t.resent;
 	mp->rtt_s = t.best != NULL && t.best_st.rtt_ms >= 0 ?
 	    t.best_st.rtt_ms / 1000.0 : -1;
 }

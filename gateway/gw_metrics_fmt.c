@@ -74,7 +74,7 @@ sample_dbl(FILE *f, const char *name, const char *const *kv, size_t n,
 
 /* One family of per-peer samples: the value is the field at offset off. */
 enum peer_field { PF_UP, PF_LINKS, PF_STREAMS, PF_SENT, PF_RCVD, PF_CONN,
-	PF_DISC };
+	PF_DISC, PF_OUTAGES, PF_RESUMES, PF_RESENT };
 
 static uint64_t
 peer_value(const struct gw_metrics_peer *p, enum peer_field fld)
@@ -94,6 +94,12 @@ peer_value(const struct gw_metrics_peer *p, enum peer_field fld)
 		return p->connects;
 	case PF_DISC:
 		return p->disconnects;
+	case PF_OUTAGES:
+		return p->outages;
+	case PF_RESUMES:
+		return p->resumes;
+	case PF_RESENT:
+		return p->bytes_resent;
 	}
 	return 0;
 }
@@ -179,9 +185,15 @@ gw_metrics_fmt_text(const struct gw_metrics_snapshot *s, size_t *lenp)
 	peer_family(f, s, "wanmig_peer_received_bytes_total", "counter",
 	    "Tunnel bytes received from the peer (frames, after TLS).", PF_RCVD);
 	peer_family(f, s, "wanmig_peer_connects_total", "counter",
-	    "Tunnel links to the peer established.", PF_CONN);
+	    "Tunnel connections to the peer established.", PF_CONN);
 	peer_family(f, s, "wanmig_peer_disconnects_total", "counter",
-	    "Tunnel links to the peer lost or closed.", PF_DISC);
+	    "Tunnel sessions to the peer left without a connection.", PF_DISC);
+	peer_family(f, s, "wanmig_peer_outages_total", "counter",
+	    "Times a session to the peer lost its last connection.", PF_OUTAGES);
+	peer_family(f, s, "wanmig_peer_resumes_total", "counter",
+	    "Outages that ended with the session resumed.", PF_RESUMES);
+	peer_family(f, s, "wanmig_peer_resent_bytes_total", "counter",
+	    "Frame bytes sent again after a lost connection.", PF_RESENT);
 
 	if (s->nroutes > 0) {
 		family(f, "wanmig_migrations_total", "counter",

@@ -46,6 +46,9 @@ struct gw_metrics_peer {
 	uint32_t links, streams;
 	uint64_t bytes_sent, bytes_received;
 	uint64_t connects, disconnects;
+	uint64_t outages, resumes;      /* sessions left without / regaining
+	                                   a connection */
+	uint64_t bytes_resent;
 };
 
 /* Cumulative figures of the migrations of one (route, peer, direction). */

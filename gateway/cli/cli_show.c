@@ -228,21 +228,25 @@ cli_print_peers(FILE *f, struct json_object *st)
 		fprintf(f, "no peers configured\n");
 		return;
 	}
-	fprintf(f, "%-12s %-4s %9s %5s %7s %10s %10s %8s %8s  %s\n", "PEER", "UP",
-	    "RTT", "LINKS", "STREAMS", "SENT", "RECEIVED", "CONNECTS", "DROPS",
-	    "REMOTE / ADDRESS / LAST ERROR");
+	fprintf(f, "%-12s %-8s %9s %5s %7s %10s %10s %7s %7s  %s\n", "PEER",
+	    "STATE", "RTT", "CONNS", "STREAMS", "SENT", "RECEIVED", "OUTAGES",
+	    "RESUMES", "REMOTE / ADDRESS / LAST ERROR");
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *p = json_object_array_get_idx(peers, i);
 		bool up = cli_jbool(p, "connected");
 
 		cli_col(f, cli_jstr(p, "name"), 12, false);
-		fprintf(f, " %-4s ", up ? "yes" : "no");
+		/* "resuming": a session lost its connections and waits, within
+		 * its resume window, with its migrations held. */
+		fprintf(f, " %-8s ", cli_jbool(p, "resuming") ? "resuming" :
+		    up ? "up" : "down");
 		cli_col(f, rtt_text(p, b3, sizeof(b3)), 9, true);
-		fprintf(f, " %5" PRIu64 " %7" PRIu64 " %10s %10s %8" PRIu64 " %8"
-		    PRIu64 "  %s\n", cli_ju64(p, "links"), cli_ju64(p, "streams"),
+		fprintf(f, " %5" PRIu64 " %7" PRIu64 " %10s %10s %7" PRIu64 " %7"
+		    PRIu64 "  %s\n", cli_ju64(p, "connections"),
+		    cli_ju64(p, "streams"),
 		    cli_bytes(cli_ju64(p, "bytes_sent"), b1, sizeof(b1)),
 		    cli_bytes(cli_ju64(p, "bytes_received"), b2, sizeof(b2)),
-		    cli_ju64(p, "connects"), cli_ju64(p, "disconnects"),
+		    cli_ju64(p, "outages"), cli_ju64(p, "resumes"),
 		    up ? cli_jstr(p, "remote") : cli_jstr(p, "address"));
 		if (json_object_object_get(p, "last_error") != NULL)
 			fprintf(f, "             last error: %s\n",

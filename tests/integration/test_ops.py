@@ -382,7 +382,7 @@ def run_http(work):
         check(len(ps) == 1 and ps[0]["name"] == "west" and ps[0]["connected"],
               "peers --json")
         r = cli(east, "peers")
-        check(r.returncode == 0 and "west" in r.stdout and "yes" in r.stdout,
+        check(r.returncode == 0 and "west" in r.stdout and " up " in r.stdout,
               "peers table:\n" + r.stdout)
         r = cli(east, "status", "--watch", "--interval", "0.2", "--count", "3")
         blocks = [b for b in r.stdout.split("\n\n\n") if b.strip()]
