@@ -89,6 +89,9 @@ struct conf_route {
 	size_t nallow;
 	uint64_t bandwidth_bps;         /* bandwidth: cap per migration of
 	                                   this route, bits/s; 0 = none (0) */
+	uint64_t idle_timeout_ms;       /* idle-timeout: a migration that
+	                                   moves no byte this long (tunnel
+	                                   up) is failed, 1s..1h (60s) */
 	int line;
 };
 

@@ -142,6 +142,9 @@
 	X(CK_ROUTE_BANDWIDTH, CONF_S_ROUTE, "bandwidth", CONF_T_RATE,	\
 	    CONF_ROUTE_OFF(bandwidth_bps), CONF_NOAUX, 0,		\
 	    0, 0, "unlimited")						\
+	X(CK_ROUTE_IDLE_TIMEOUT, CONF_S_ROUTE, "idle-timeout",		\
+	    CONF_T_DURATION, CONF_ROUTE_OFF(idle_timeout_ms), CONF_NOAUX,\
+	    0, 1 * CONF_SEC, 3600 * CONF_SEC, "60s")			\
 	X(CK_ANNOUNCE_PEER, CONF_S_ANNOUNCE, "peer", CONF_T_NAME,	\
 	    CONF_ANNOUNCE_OFF(peer), CONF_NOAUX, 0, 0, 0, NULL)		\
 	X(CK_ANNOUNCE_MAC, CONF_S_ANNOUNCE, "mac", CONF_T_MACS,		\

@@ -144,6 +144,7 @@ struct gw_mig {
 	uint64_t bytes_fwd, bytes_ret, bytes_wan;
 	struct wan_shaper *cap;     /* outbound: the route's per-migration cap */
 	uint64_t rate_prev_wan, rate_wan_bps; /* sampled by gw_rates_tick() */
+	uint64_t idle_prev, idle_since_ms;    /* see gw_mig_idle_tick() */
 	/*
 	 * Inbound: the destination QEMU's return path, read as it goes by
 	 * (be16 type, be16 len, body). Its SHUT message is the only proof
@@ -232,6 +233,9 @@ void gw_mig_accept(struct gw *gw, struct gw_route *r, evutil_socket_t fd,
 int gw_mig_remote_open(struct gw_link *gl, struct wan_stream *ws,
     const struct wan_open *o, char *why, size_t whylen);
 size_t gw_mig_active_count(struct gw *gw);
+/* Fails outbound migrations that moved no byte for their route's
+ * idle-timeout while their tunnel was up (call once a second). */
+void gw_mig_idle_tick(struct gw *gw);
 /* Resets every active migration (fail closed) with the reason given. */
 void gw_mig_abort_all(struct gw *gw, const char *why);
 void gw_migs_free(struct gw *gw);

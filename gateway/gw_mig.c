@@ -608,6 +608,54 @@ gw_mig_active_count(struct gw *gw)
 	return n;
 }
 
+/* The active outbound migration stuck past its bound, if any. */
+static struct gw_mig *
+mig_idle_find(struct gw *gw, uint64_t now, char *why, size_t whylen)
+{
+	struct gw_mig *m;
+
+	TAILQ_FOREACH(m, &gw->migs, entry) {
+		const struct conf_route *cr;
+		uint64_t fwd, ret, wan;
+
+		if (m->state != GW_MIG_ACTIVE)
+			break; /* active ones come first */
+		if (m->inbound)
+			continue;
+		gw_mig_totals(m, &fwd, &ret, &wan);
+		/* An outage is the resume window's business, not ours. */
+		if (fwd + ret != m->idle_prev || m->idle_since_ms == 0 ||
+		    m->link == NULL || m->link->wl == NULL ||
+		    !wan_link_ready(m->link->wl)) {
+			m->idle_prev = fwd + ret;
+			m->idle_since_ms = now;
+			continue;
+		}
+		cr = conf_route_find(gw->conf, m->route);
+		if (cr != NULL && now - m->idle_since_ms > cr->idle_timeout_ms) {
+			snprintf(why, whylen, "no data moved for %.0f s "
+			    "(idle-timeout of route %s)",
+			    (double)(now - m->idle_since_ms) / 1000.0, m->route);
+			return m;
+		}
+	}
+	return NULL;
+}
+
+void
+gw_mig_idle_tick(struct gw *gw)
+{
+	uint64_t now = wm_now_ms();
+	struct gw_mig *m;
+	char why[256];
+
+	/* mig_fail reorders the list: look again after each. */
+	while ((m = mig_idle_find(gw, now, why, sizeof(why))) != NULL) {
+		log_warnx("migration %" PRIu64 ": %s", m->id, why);
+		mig_fail(m, why);
+	}
+}
+
 void
 gw_mig_abort_all(struct gw *gw, const char *why)
 {

@@ -644,6 +644,7 @@ gw_rates_tick(struct gw *gw)
 		m->rate_wan_bps = (wan - m->rate_prev_wan) * 8;
 		m->rate_prev_wan = wan;
 	}
+	gw_mig_idle_tick(gw);
 }
 
 int

@@ -62,8 +62,9 @@ def write_conf(path, site, certdir, listen=None, control=None, peers=(),
 class Gateway:
     """One wanmigd process; its log goes to <workdir>/<site>.log."""
 
-    def __init__(self, conf, workdir, site, netns=None):
+    def __init__(self, conf, workdir, site, netns=None, env=None):
         self.conf = conf
+        self.env = env
         self.site = site
         self.netns = netns
         self.log_path = os.path.join(workdir, site + ".log")
@@ -80,7 +81,8 @@ class Gateway:
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             self._wrap([binary("wanmigd"), "-c", self.conf]),
-            stdout=self.logf, stderr=subprocess.STDOUT)
+            stdout=self.logf, stderr=subprocess.STDOUT,
+            env=dict(os.environ, **(self.env or {})))
         deadline = time.time() + 10
         while time.time() < deadline:
             if self.proc.poll() is not None:
