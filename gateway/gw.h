@@ -156,6 +156,7 @@ struct gw_mig {
 		uint8_t hlen, blen;
 		uint16_t type, len, left;
 		bool done;                  /* SHUT seen or format not followed */
+		bool lost;                  /* format not followed: no verdict */
 		bool seen;                  /* a whole message went by */
 		bool shut;
 		uint32_t shut_value;

@@ -148,7 +148,7 @@ mig_finish_if_empty(struct gw_mig *m)
 		    "reported a failed load (return path SHUT %" PRIu32 ")",
 		    m->rp.shut_value);
 	} else if (m->state == GW_MIG_ACTIVE && m->inbound && m->rp.seen &&
-	    !m->rp.shut) {
+	    !m->rp.shut && !m->rp.lost) {
 		/* With a return path, a destination that loaded the state
 		 * always says SHUT before it closes: this one failed (the
 		 * source stopped mid-stream, or the load failed). */
@@ -297,7 +297,7 @@ rp_observe(struct wan_stream *ws, const uint8_t *p, size_t len, void *arg)
 			 * its length; the source allows at most 512 bytes. */
 			if (m->rp.type == 0 || m->rp.type > 7 || m->rp.type == 5 ||
 			    m->rp.len > 512 || (m->rp.type == 1 && m->rp.len != 4)) {
-				m->rp.done = true;
+				m->rp.done = m->rp.lost = true;
 				break;
 			}
 		} else {
@@ -325,10 +325,35 @@ rp_observe(struct wan_stream *ws, const uint8_t *p, size_t len, void *arg)
 	return !m->rp.done;
 }
 
+/*
+ * The destination QEMU closed its end of the main channel. With a return
+ * path it says SHUT 0 first when it loaded the state; closing without it,
+ * or with a failure code, means the load failed. That end must not reach
+ * the source gateway as a clean one (which would count the migration as
+ * completed there): reset the stream instead.
+ */
+static bool
+rp_local_end(struct wan_stream *ws, char *why, size_t whylen, void *arg)
+{
+	struct gw_mig *m = ((struct gw_stream *)arg)->mig;
+
+	(void)ws;
+	if (!m->rp.seen || m->rp.lost || (m->rp.shut && m->rp.shut_value == 0))
+		return true;
+	if (m->rp.shut)
+		snprintf(why, whylen, "the destination QEMU reported a failed "
+		    "load (return path SHUT %" PRIu32 ")", m->rp.shut_value);
+	else
+		snprintf(why, whylen, "the destination QEMU closed without "
+		    "confirming the load (no SHUT on the return path)");
+	return false;
+}
+
 static const struct wan_stream_cbs stream_cbs = { .closed = stream_closed };
 static const struct wan_stream_cbs main_in_cbs = {
 	.closed = stream_closed,
 	.observe = rp_observe,
+	.local_end = rp_local_end,
 };
 
 static struct gw_stream *

@@ -181,6 +181,14 @@ struct wan_stream_cbs {
 	 */
 	bool (*observe)(struct wan_stream *s, const uint8_t *p, size_t len,
 	    void *arg);
+	/*
+	 * Optional: the local hypervisor ended its side cleanly. Return true
+	 * to pass the end on (FIN, after the last byte); false, with a
+	 * reason in why, to reset the stream instead, when the owner knows
+	 * the stream ended incomplete.
+	 */
+	bool (*local_end)(struct wan_stream *s, char *why, size_t whylen,
+	    void *arg);
 };
 
 struct wan_stream_stats {

@@ -536,7 +536,7 @@ static void
 local_eventcb(struct bufferevent *b, short what, void *arg)
 {
 	struct wan_stream *s = arg;
-	char why[128];
+	char why[256];
 
 	(void)b;
 	if (what & BEV_EVENT_ERROR) {
@@ -548,6 +548,11 @@ local_eventcb(struct bufferevent *b, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
+		if (s->cbs.local_end != NULL &&
+		    !s->cbs.local_end(s, why, sizeof(why), s->arg)) {
+			wan_stream_reset(s, WAN_RST_ERROR, why);
+			return;
+		}
 		s->local_eof = true;
 		stream_pump(s);
 	}

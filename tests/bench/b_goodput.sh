@@ -8,9 +8,10 @@
 # change), loss 0, 0.1 % and 1 % (per direction, random). For each loss:
 #   tcp-cubic  one plain TCP connection, CUBIC, A -> B
 #   tcp-bbr    the same with BBR
-#   tunnel     a bulk stream through wanmigd east (site A) -> TLS 1.3 ->
-#              wanmigd west (site B), one TLS connection, congestion = bbr,
-#              per-stream window WM_WINDOW (default 8m, the daemon's)
+#   tunnel/N   a bulk stream through wanmigd east (site A) -> TLS 1.3 ->
+#              wanmigd west (site B), striped over N TLS connections
+#              (`streams`, for N in WM_STREAMS, default "1 4 8"),
+#              congestion = bbr, per-stream window WM_WINDOW (default 32m)
 # Goodput is measured at the receiver from 5 s to 15 s after the first byte
 # (slow start excluded). The ideal is the link rate less Ethernet, IP and
 # TCP headers: 1 Gbit/s x 1448/1514 = 956 Mbit/s.
@@ -21,7 +22,8 @@ build=$(cd "${1:-$src/build}" && pwd)
 bulk=$build/wanem_bulk
 export WANEM_BIN=$build/wanem WM_NS_PREFIX=wmbg$$
 export WANEM_RATE=${WANEM_RATE:-1gbit} WANEM_DELAY_MS=${WANEM_DELAY_MS:-75}
-WM_WINDOW=${WM_WINDOW:-8m}   # the gateways' per-stream window
+WM_WINDOW=${WM_WINDOW:-32m}  # the gateways' per-stream window
+WM_STREAMS=${WM_STREAMS:-1 4 8}
 [ "$(id -u)" -eq 0 ] || { echo "b_goodput: needs root" >&2; exit 77; }
 # shellcheck source=../wanem/topo.sh
 . "$src/tests/wanem/topo.sh"
@@ -48,44 +50,55 @@ measure() {	# NS_SEND SEND_ADDR SEND_PORT NS_RECV RECV_ADDR RECV_PORT [CC]
 	awk -v b="$(kv window_bps <<<"$out")" 'BEGIN { printf "%.1f", b / 1e6 }'
 }
 
-write_conf() {	# SITE LISTEN PEER PEER_ADDR TARGETS [ROUTE_LISTEN ROUTE_TARGET]
+write_conf() {	# SITE LISTEN PEER PEER_ADDR TARGETS STREAMS [ROUTE_LISTEN ROUTE_TARGET]
 	{
 		printf '[site]\nname = %s\nlisten = %s\ncertificate = %s.pem\n' "$1" "$2" "$1"
 		printf 'private-key = %s.key\nca = ca.pem\ncontrol = %s/%s.sock\n' "$1" "$work" "$1"
 		printf 'log-level = warn\nwindow = %s\n' "$WM_WINDOW"
 		printf '\n[peer %s]\naddress = %s\ntargets = %s\n' "$3" "$4" "$5"
-		printf 'congestion = bbr\n'
-		if [ -n "${6:-}" ]; then
-			printf '\n[route bench]\nlisten = %s\npeer = %s\ntarget = %s\n' "$6" "$3" "$7"
+		printf 'congestion = bbr\nstreams = %s\n' "$6"
+		if [ -n "${7:-}" ]; then
+			printf '\n[route bench]\nlisten = %s\npeer = %s\ntarget = %s\n' "$7" "$3" "$8"
 			printf 'allow = 10.98.0.0/16\n'
 		fi
 	} >"$work/$1.conf"
 }
 
 "$src/tools/mkcerts.sh" "$work" east west
-write_conf east 10.99.0.1:7800 west 10.99.0.2:7800 10.98.1.0/24 10.98.1.1:4444 10.98.2.10:5003
-write_conf west 10.99.0.2:7800 east 10.99.0.1:7800 10.98.2.0/24
 
-printf '%-8s %12s %12s %12s   (goodput, Mbit/s; link %s, RTT %s ms, window %s)\n' \
-	loss tcp-cubic tcp-bbr tunnel "$WANEM_RATE" "$((WANEM_DELAY_MS * 2))" "$WM_WINDOW"
-for loss in 0 0.001 0.01; do
-	export WANEM_LOSS=$loss
-	topo_up >/dev/null || exit 1
-	cubic=$(measure "$TOPO_NS_A" 10.99.0.2 5001 "$TOPO_NS_B" 10.99.0.2 5001 cubic)
-	bbr=$(measure "$TOPO_NS_A" 10.99.0.2 5002 "$TOPO_NS_B" 10.99.0.2 5002 bbr)
+tunnel() {	# STREAMS: goodput through the gateway pair
+	local t
+	write_conf east 10.99.0.1:7800 west 10.99.0.2:7800 10.98.1.0/24 "$1" \
+	    10.98.1.1:4444 10.98.2.10:5003
+	write_conf west 10.99.0.2:7800 east 10.99.0.1:7800 10.98.2.0/24 "$1"
 	ip netns exec "$TOPO_NS_A" "$build/wanmigd" -c "$work/east.conf" 2>"$work/east.log" &
 	pids+=($!)
 	ip netns exec "$TOPO_NS_B" "$build/wanmigd" -c "$work/west.conf" 2>"$work/west.log" &
 	pids+=($!)
 	for _ in $(seq 100); do
 		"$build/wanmig" -s "$work/east.sock" status --json 2>/dev/null |
-		    grep -q '"connected":true' && break
+		    grep -q "\"connections\":$1," && break
 		sleep 0.1
 	done
-	tunnel=$(measure "$TOPO_NS_A" 10.98.1.1 4444 "$TOPO_NS_B" 10.98.2.10 5003)
+	t=$(measure "$TOPO_NS_A" 10.98.1.1 4444 "$TOPO_NS_B" 10.98.2.10 5003)
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 	pids=()
+	echo "$t"
+}
+
+hdr=$(for n in $WM_STREAMS; do printf ' %10s' "tunnel/$n"; done)
+printf '%-8s %10s %10s%s   (goodput, Mbit/s; link %s, RTT %s ms, window %s)\n' \
+	loss tcp-cubic tcp-bbr "$hdr" "$WANEM_RATE" "$((WANEM_DELAY_MS * 2))" "$WM_WINDOW"
+for loss in 0 0.001 0.01; do
+	export WANEM_LOSS=$loss
+	topo_up >/dev/null || exit 1
+	cubic=$(measure "$TOPO_NS_A" 10.99.0.2 5001 "$TOPO_NS_B" 10.99.0.2 5001 cubic)
+	bbr=$(measure "$TOPO_NS_A" 10.99.0.2 5002 "$TOPO_NS_B" 10.99.0.2 5002 bbr)
+	row=""
+	for n in $WM_STREAMS; do
+		row+=$(printf ' %10s' "$(tunnel "$n")")
+	done
 	topo_down || true
-	printf '%-8s %12s %12s %12s\n' "$(awk -v l="$loss" 'BEGIN { printf "%g%%", l * 100 }')" \
-		"$cubic" "$bbr" "$tunnel"
+	printf '%-8s %10s %10s%s\n' "$(awk -v l="$loss" 'BEGIN { printf "%g%%", l * 100 }')" \
+		"$cubic" "$bbr" "$row"
 done

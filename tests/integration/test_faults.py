@@ -337,6 +337,7 @@ def serve(c):
         end = "eof"
     except OSError:
         end = "reset"
+    c.close()
     print("sink %d %s" % (n, end), flush=True)
 while True:
     c, _ = s.accept()
