@@ -122,7 +122,7 @@ link_conn_up(struct wan_link *wl, bool resumed, void *arg)
 }
 
 static void
-link_conn_down(struct wan_link *wl, const char *why, void *arg)
+link_conn_down(struct wan_link *wl, bool was_up, const char *why, void *arg)
 {
 	struct gw_link *gl = arg;
 	struct gw_peer *p = gl->peer;
@@ -130,10 +130,13 @@ link_conn_down(struct wan_link *wl, const char *why, void *arg)
 
 	wan_link_get_stats(wl, &st);
 	snprintf(p->last_error, sizeof(p->last_error), "%s", why);
-	if (st.conns == 0 && st.up_since_ms != 0) {
+	if (was_up && st.conns == 0) {
 		p->disconnects++;
-		log_warnx("peer %s (%s): connection lost: %s; resuming within "
-		    "the resume window", p->name, gl->remote, why);
+		log_warnx("peer %s (%s): last connection lost: %s; the session "
+		    "waits to resume", p->name, gl->remote, why);
+	} else if (was_up) {
+		log_warnx("peer %s (%s): connection lost: %s; %u left",
+		    p->name, gl->remote, why, st.conns);
 	} else {
 		log_warnx("peer %s (%s): %s", p->name, gl->remote, why);
 	}

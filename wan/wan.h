@@ -66,9 +66,11 @@ struct wan_link_cbs {
 	/* A connection completed its HELLO; resumed is true when the link
 	 * had none left (it was in an outage). */
 	void (*conn_up)(struct wan_link *l, bool resumed, void *arg);
-	/* A connection was lost (or failed before its HELLO); the link
-	 * lives on and waits up to resume_ms for another. */
-	void (*conn_down)(struct wan_link *l, const char *why, void *arg);
+	/* A connection was lost (was_up: it had completed HELLO) or failed
+	 * before its HELLO; the link lives on and waits up to resume_ms for
+	 * another. */
+	void (*conn_down)(struct wan_link *l, bool was_up, const char *why,
+	    void *arg);
 	/*
 	 * The link is over (no connection within the resume window, protocol
 	 * error, peer's CLOSE, or wan_link_close). Every stream on it was
@@ -138,7 +140,9 @@ uint64_t wan_link_session(const struct wan_link *l);
  * Bounds the bytes all streams of the link together may have in flight
  * (sent, not yet credited back by the far end) — about one bandwidth-delay
  * product, so that the hypervisors feel the WAN's real rate (design
- * invariant 5). 0 leaves only each stream's window. May be called at any
+ * invariant 5), from a configured rate. 0 (the default) lets the link
+ * measure it: twice (growing) or 1.5 times (steady) the delivery rate of
+ * the last 2 s times the lowest RTT, at least 2 MiB. May be called at any
  * time; a larger bound releases waiting streams at once.
  */
 void wan_link_set_inflight_cap(struct wan_link *l, uint64_t bytes);

@@ -39,6 +39,8 @@
 #define ACK_EVERY (256u << 10)     /* acknowledge at least this often */
 #define OOO_ENTRY_COST 64          /* bookkeeping charged per held frame */
 #define DATA_SUM WAN_DATA_SUM
+#define AUTO_SAMPLES 8             /* delivery rate, max of 2 s of ticks */
+#define AUTO_MIN_CAP (2u << 20)    /* measured bound never below this */
 
 struct wan_stream {
 	struct wan_link *link;
@@ -111,8 +113,16 @@ struct wan_link {
 	uint64_t ooo_bytes;
 	/* flow control */
 	uint64_t inflight;               /* sent by all streams, not yet credited */
-	uint64_t inflight_cap;           /* 0 = only the streams' windows */
+	uint64_t inflight_cap;           /* in force; 0 = only the windows */
+	uint64_t cap_set;                /* wan_link_set_inflight_cap(), or 0 */
 	bool cap_blocked;                /* a stream waits for inflight < cap */
+	/* measured in-flight bound, see link_auto_cap() */
+	uint64_t credited;               /* credit the peer ever returned */
+	uint64_t credited_prev, auto_ms;
+	double rate[AUTO_SAMPLES];       /* delivery rate samples, bytes/s */
+	unsigned rate_i;
+	double auto_best;                /* rate at the last growth */
+	unsigned auto_flat;              /* samples since it last grew */
 	unsigned pump_gen;
 	struct event *timer, *reap, *unblock, *breakev;
 	bool broken;                     /* a stream lost bytes: fail */
@@ -797,6 +807,7 @@ recv_stream_ctrl(struct wan_link *l, const struct wan_frame_hdr *h,
 			break;
 		}
 		s->send_credit += credit;
+		l->credited += credit;
 		l->inflight = l->inflight > credit ? l->inflight - credit : 0;
 		if (l->cap_blocked && l->inflight < l->inflight_cap)
 			link_pump_all(l);
@@ -1081,7 +1092,7 @@ link_conn_lost(struct wan_link *l, struct wan_conn *c, const char *why)
 		l->st.down_since_ms = wm_now_ms();
 	}
 	if (l->cbs.conn_down != NULL)
-		l->cbs.conn_down(l, why, l->arg);
+		l->cbs.conn_down(l, was_ready, why, l->arg);
 	if (l->dead)
 		return;
 	if (l->nready == 0 && l->st.up_since_ms != 0 && l->p.resume_ms == 0)
@@ -1183,6 +1194,55 @@ link_unblockcb(evutil_socket_t fd, short what, void *arg)
 		link_pump_all(l);
 }
 
+/*
+ * Without a configured rate the in-flight bound follows the measured
+ * path: the highest delivery rate (credit returned per second) of the last
+ * 2 s times the lowest RTT, times a gain that lets the rate grow: 2 while
+ * it keeps growing, then 1.5 (room for a destination that returns credit
+ * a little later than a PING comes back). QEMU then feels the real drain
+ * rate without an operator's figure, and what waits in the tunnel when it
+ * stops the VM stays near one bandwidth-delay product (invariant 5).
+ */
+static void
+link_auto_cap(struct wan_link *l)
+{
+	uint64_t now = wm_now_ms(), cap;
+	double dt, max = 0, gain, rtt = -1;
+	const struct wan_conn *c;
+
+	if (l->auto_ms == 0 || now <= l->auto_ms) {
+		l->auto_ms = now;
+		l->credited_prev = l->credited;
+		return;
+	}
+	dt = (double)(now - l->auto_ms) / 1000.0;
+	l->rate[l->rate_i++ % AUTO_SAMPLES] =
+	    (double)(l->credited - l->credited_prev) / dt;
+	l->credited_prev = l->credited;
+	l->auto_ms = now;
+	for (unsigned i = 0; i < AUTO_SAMPLES; i++)
+		if (l->rate[i] > max)
+			max = l->rate[i];
+	if (max > l->auto_best * 1.25 || max < l->auto_best / 4) {
+		l->auto_best = max;
+		l->auto_flat = 0;
+	} else {
+		l->auto_flat++;
+	}
+	gain = l->auto_flat < 4 ? 2.0 : 1.5;
+	TAILQ_FOREACH(c, &l->conns, entry)
+		if (c->ready && c->min_rtt_ms > 0 && (rtt < 0 || c->min_rtt_ms < rtt))
+			rtt = c->min_rtt_ms;
+	if (l->cap_set != 0 || rtt < 0)
+		return;
+	cap = (uint64_t)(gain * max * rtt / 1000.0);
+	if (cap < AUTO_MIN_CAP)
+		cap = AUTO_MIN_CAP;
+	if (cap > l->inflight_cap && l->cap_blocked)
+		event_active(l->unblock, 0, 0);
+	l->inflight_cap = cap;
+}
+
 static void
 link_timercb(evutil_socket_t fd, short what, void *arg)
 {
@@ -1191,6 +1251,8 @@ link_timercb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (!l->dead)
+		link_auto_cap(l);
 	if (l->dead || l->st.down_since_ms == 0 ||
 	    wm_now_ms() - l->st.down_since_ms <= l->p.resume_ms)
 		return;
@@ -1285,6 +1347,7 @@ wan_link_new(struct event_base *base, const struct wan_link_params *p,
 			l->session = wm_now_us() ^ ((uint64_t)getpid() << 40);
 	l->next_id = p->dialled ? 1 : 2;
 	l->send_next = l->recv_next = l->ack_sent = 1;
+	l->inflight_cap = AUTO_MIN_CAP;
 	l->st.rtt_ms = l->st.min_rtt_ms = -1;
 	/* Test-only fault knob: flip a bit in the Nth DATA frame this link
 	 * sends, after its checksum (tests/integration/test_faults.py). */
@@ -1318,8 +1381,13 @@ wan_link_new(struct event_base *base, const struct wan_link_params *p,
 void
 wan_link_set_inflight_cap(struct wan_link *l, uint64_t bytes)
 {
-	bool opened = bytes == 0 || bytes > l->inflight_cap;
+	bool opened;
 
+	/* 0 hands the bound back to the measurement (link_auto_cap). */
+	l->cap_set = bytes;
+	if (bytes == 0)
+		bytes = l->inflight_cap != 0 ? l->inflight_cap : AUTO_MIN_CAP;
+	opened = bytes > l->inflight_cap;
 	l->inflight_cap = bytes;
 	if (l->cap_blocked && opened && !l->dead)
 		link_pump_all(l);

@@ -324,7 +324,9 @@ def run_failed(topo, gdir, work, kill="gateway"):
                 info = {"status": "failed"}
             if kill == "gateway":
                 info = src.wait_migration(60)
-            wm = west.wait_migrations_done(1, 30)[0]
+            # A killed source gateway leaves west's session waiting for
+            # its resume window (30 s) before the migration fails there.
+            wm = west.wait_migrations_done(1, 60)[0]
             time.sleep(1.5)   # a whole default schedule (800 ms) and more
             frames = ours(cap.frames())
             log("source QEMU: %s; west: migration %s (%s); %d frames "

@@ -32,6 +32,7 @@ QEMU).
 """
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,9 +75,12 @@ class Site:
                                      site + ".conf")).read()
             text = text.replace("/run/wanmig/%s.sock" % site,
                                 os.path.join(work, site + ".sock"))
-            # peer keys go right after the [peer] header
+            # peer keys: replace the example's line, or add after [peer]
             peer = "[peer %s]\n" % ("west" if site == "east" else "east")
-            text = text.replace(peer, peer + "".join(k + "\n" for k in extra))
+            for kv in extra:
+                key = kv.split("=")[0].strip()
+                new, n = re.subn(r"(?m)^%s = .*$" % re.escape(key), kv, text)
+                text = new if n else text.replace(peer, peer + kv + "\n")
             if site == "east":
                 text += east_routes
             self.confs[site] = os.path.join(work, site + ".conf")
