@@ -14,7 +14,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 tools/deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWM_SANITIZE=OFF >/dev/null
 cmake --build build -j"$(nproc)"
 WM_BUILD=$PWD/build WM_GUEST_DIR=$PWD/build/guest \
 	exec python3 tests/integration/test_wan.py --demo "$@"

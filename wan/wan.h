@@ -142,7 +142,7 @@ uint64_t wan_link_session(const struct wan_link *l);
  * product, so that the hypervisors feel the WAN's real rate (design
  * invariant 5), from a configured rate. 0 (the default) lets the link
  * measure it: twice (growing) or 1.5 times (steady) the delivery rate of
- * the last 2 s times the lowest RTT, at least 2 MiB. May be called at any
+ * the last 10 s times the lowest RTT, at least 2 MiB. May be called at any
  * time; a larger bound releases waiting streams at once.
  */
 void wan_link_set_inflight_cap(struct wan_link *l, uint64_t bytes);

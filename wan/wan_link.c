@@ -25,6 +25,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <linux/inet_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
 
@@ -39,7 +43,8 @@
 #define ACK_EVERY (256u << 10)     /* acknowledge at least this often */
 #define OOO_ENTRY_COST 64          /* bookkeeping charged per held frame */
 #define DATA_SUM WAN_DATA_SUM
-#define AUTO_SAMPLES 8             /* delivery rate, max of 2 s of ticks */
+#define HOL_MS 20                  /* head-of-line check period */
+#define AUTO_SAMPLES 40            /* delivery rate, max of 10 s of ticks */
 #define AUTO_MIN_CAP (2u << 20)    /* measured bound never below this */
 
 struct wan_stream {
@@ -70,6 +75,7 @@ struct rtx {
 	uint64_t seq;
 	struct wan_conn *conn;           /* carried it last; NULL: to send */
 	bool sent;                       /* went out at least once */
+	bool reinjected;                 /* copied to a second connection */
 	size_t len;
 	uint8_t buf[];                   /* header and payload */
 };
@@ -103,6 +109,8 @@ struct wan_link {
 	struct rtx_list rtx;
 	uint64_t rtx_bytes;              /* payload bytes held */
 	unsigned nunsent;                /* entries with conn == NULL */
+	struct rtx *unsent;              /* none before this one, or NULL */
+	uint64_t head_seq, head_ms;      /* oldest unacked frame, since when */
 	bool blocked;                    /* no connection with room */
 	bool rtx_blocked;                /* retransmit buffer full */
 	/* receiving */
@@ -124,7 +132,7 @@ struct wan_link {
 	double auto_best;                /* rate at the last growth */
 	unsigned auto_flat;              /* samples since it last grew */
 	unsigned pump_gen;
-	struct event *timer, *reap, *unblock, *breakev;
+	struct event *timer, *reap, *unblock, *breakev, *holev;
 	bool broken;                     /* a stream lost bytes: fail */
 	uint64_t fault_corrupt;          /* test knob, see wan_link_new */
 	struct wan_link_stats st;
@@ -185,7 +193,8 @@ link_push(struct wan_link *l, struct rtx *r, size_t payload)
 	TAILQ_INSERT_TAIL(&l->rtx, r, entry);
 	l->rtx_bytes += payload;
 	r->conn = NULL;
-	l->nunsent++;
+	if (l->nunsent++ == 0)
+		l->unsent = r;
 	link_flush(l);
 }
 
@@ -200,7 +209,7 @@ rtx_new(struct wan_link *l, uint8_t type, uint32_t stream, size_t len)
 		return NULL;
 	}
 	r->len = WAN_FRAME_HDR + len;
-	r->sent = false;
+	r->sent = r->reinjected = false;
 	wan_frame_hdr_encode(r->buf, &h);
 	return r;
 }
@@ -226,13 +235,19 @@ link_flush(struct wan_link *l)
 
 	if (l->nunsent == 0 || l->dead)
 		return;
-	TAILQ_FOREACH(r, &l->rtx, entry) {
+	/* Start at the hint: the retransmit buffer holds up to thousands of
+	 * frames, nearly all sent, and this runs for every new frame. */
+	for (r = l->unsent != NULL ? l->unsent : TAILQ_FIRST(&l->rtx);
+	    r != NULL; r = TAILQ_NEXT(r, entry)) {
+		l->unsent = r;
 		if (r->conn != NULL)
 			continue;
 		if (!rtx_transmit(l, r))
 			return;
-		if (--l->nunsent == 0)
+		if (--l->nunsent == 0) {
+			l->unsent = NULL;
 			return;
+		}
 	}
 }
 
@@ -252,6 +267,8 @@ link_acked(struct wan_link *l, uint64_t next)
 
 	while ((r = TAILQ_FIRST(&l->rtx)) != NULL && r->seq < next) {
 		TAILQ_REMOVE(&l->rtx, r, entry);
+		if (l->unsent == r)
+			l->unsent = NULL; /* the next unsent is later still */
 		if (r->conn == NULL)
 			l->nunsent--;
 		l->rtx_bytes -= r->len - WAN_FRAME_HDR;
@@ -1087,6 +1104,7 @@ link_conn_lost(struct wan_link *l, struct wan_conn *c, const char *why)
 			l->nunsent++;
 		}
 	}
+	l->unsent = NULL; /* from the head again */
 	if (was_ready && --l->nready == 0) {
 		l->st.outages++;
 		l->st.down_since_ms = wm_now_ms();
@@ -1195,11 +1213,83 @@ link_unblockcb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * Head-of-line repair. Striped frames are delivered in order, so one lost
+ * TCP segment on one connection holds back what all the others carried
+ * until that connection repairs it (a round trip, or an RTO of seconds).
+ * When the oldest unacknowledged frame has waited more than two round
+ * trips, the frames at the head that went on its connection are sent once
+ * more on the least loaded other one; the receiver keeps whichever copy
+ * comes first.
+ */
+static void
+link_holcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct wan_link *l = arg;
+	struct rtx *r = TAILQ_FIRST(&l->rtx), *q;
+	struct wan_conn *stuck, *c, *best = NULL;
+	double rtt = -1;
+	size_t moved = 0;
+
+	(void)fd;
+	(void)what;
+	if (l->dead || r == NULL || l->nready < 2)
+		return;
+	if (r->seq != l->head_seq) {
+		l->head_seq = r->seq;
+		l->head_ms = wm_now_ms();
+		return;
+	}
+	if (r->conn == NULL || r->reinjected)
+		return;
+	TAILQ_FOREACH(c, &l->conns, entry)
+		if (c->ready && c->min_rtt_ms > 0 && (rtt < 0 || c->min_rtt_ms < rtt))
+			rtt = c->min_rtt_ms;
+	if (rtt < 0 || (double)(wm_now_ms() - l->head_ms) < 2 * rtt + 20)
+		return;
+	stuck = r->conn;
+	TAILQ_FOREACH(c, &l->conns, entry)
+		if (c != stuck && c->ready && !c->dead && !c->broken &&
+		    (best == NULL || conn_out_len(c) < conn_out_len(best)))
+			best = c;
+	if (best == NULL || conn_out_len(best) >= LINK_OUT_HIGH)
+		return;
+	for (q = r; q != NULL && moved < (1u << 20); q = TAILQ_NEXT(q, entry)) {
+		if (q->conn != stuck || q->reinjected)
+			continue;
+		if (conn_send(best, q->buf, q->len) != 0)
+			return;
+		q->reinjected = true;
+		moved += q->len;
+		l->st.bytes_resent += q->len;
+	}
+}
+
+/* The kernel's BBR estimate of a connection's bottleneck rate, bytes/s
+ * (0 with another congestion control). */
+static double
+conn_bbr_bw(const struct wan_conn *c)
+{
+	union tcp_cc_info info;
+	socklen_t len = sizeof(info);
+	char cc[16] = "";
+	socklen_t cclen = sizeof(cc) - 1;
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+
+	if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, &cclen) != 0 ||
+	    strcmp(cc, "bbr") != 0 ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_CC_INFO, &info, &len) != 0 ||
+	    len < sizeof(info.bbr))
+		return 0;
+	return (double)((uint64_t)info.bbr.bbr_bw_hi << 32 | info.bbr.bbr_bw_lo);
+}
+
+/*
  * Without a configured rate the in-flight bound follows the measured
  * path: the highest delivery rate (credit returned per second) of the last
- * 2 s times the lowest RTT, times a gain that lets the rate grow: 2 while
+ * 10 s times the lowest RTT, times a gain that lets the rate grow: 2 while
  * it keeps growing, then 1.5 (room for a destination that returns credit
- * a little later than a PING comes back). QEMU then feels the real drain
+ * a little later than a PING comes back); or 1.5 times the kernel's BBR
+ * estimate of the path, if that is more. QEMU then feels the real drain
  * rate without an operator's figure, and what waits in the tunnel when it
  * stops the VM stays near one bandwidth-delay product (invariant 5).
  */
@@ -1207,7 +1297,7 @@ static void
 link_auto_cap(struct wan_link *l)
 {
 	uint64_t now = wm_now_ms(), cap;
-	double dt, max = 0, gain, rtt = -1;
+	double dt, max = 0, gain, rtt = -1, btlbw = 0;
 	const struct wan_conn *c;
 
 	if (l->auto_ms == 0 || now <= l->auto_ms) {
@@ -1230,11 +1320,22 @@ link_auto_cap(struct wan_link *l)
 		l->auto_flat++;
 	}
 	gain = l->auto_flat < 4 ? 2.0 : 1.5;
-	TAILQ_FOREACH(c, &l->conns, entry)
-		if (c->ready && c->min_rtt_ms > 0 && (rtt < 0 || c->min_rtt_ms < rtt))
+	TAILQ_FOREACH(c, &l->conns, entry) {
+		if (!c->ready)
+			continue;
+		if (c->min_rtt_ms > 0 && (rtt < 0 || c->min_rtt_ms < rtt))
 			rtt = c->min_rtt_ms;
+		btlbw += conn_bbr_bw(c);
+	}
 	if (l->cap_set != 0 || rtt < 0)
 		return;
+	/* Under loss the credit comes back late (a gap waits for TCP's
+	 * repair), which would shrink the bound round after round; the
+	 * kernel's BBR estimate of the path does not. */
+	if (btlbw * 1.5 > gain * max) {
+		max = btlbw;
+		gain = 1.5;
+	}
 	cap = (uint64_t)(gain * max * rtt / 1000.0);
 	if (cap < AUTO_MIN_CAP)
 		cap = AUTO_MIN_CAP;
@@ -1280,6 +1381,7 @@ link_reapcb(evutil_socket_t fd, short what, void *arg)
 	event_free(l->reap);
 	event_free(l->unblock);
 	event_free(l->breakev);
+	event_free(l->holev);
 	free(l);
 }
 
@@ -1308,6 +1410,7 @@ link_fail(struct wan_link *l, const char *why)
 	}
 	l->nready = 0;
 	event_del(l->timer);
+	event_del(l->holev);
 	while ((s = TAILQ_FIRST(&l->streams)) != NULL)
 		stream_finish(s, WAN_CLOSED_RESET, reason);
 	if (l->cbs.down != NULL)
@@ -1361,8 +1464,11 @@ wan_link_new(struct event_base *base, const struct wan_link_params *p,
 	l->reap = event_new(base, -1, 0, link_reapcb, l);
 	l->unblock = event_new(base, -1, 0, link_unblockcb, l);
 	l->breakev = event_new(base, -1, 0, link_breakcb, l);
+	l->holev = event_new(base, -1, EV_PERSIST, link_holcb, l);
 	if (l->timer == NULL || l->reap == NULL || l->unblock == NULL ||
-	    l->breakev == NULL) {
+	    l->breakev == NULL || l->holev == NULL) {
+		if (l->holev)
+			event_free(l->holev);
 		if (l->breakev)
 			event_free(l->breakev);
 		if (l->timer)
@@ -1375,6 +1481,8 @@ wan_link_new(struct event_base *base, const struct wan_link_params *p,
 		return NULL;
 	}
 	event_add(l->timer, &tv);
+	tv.tv_usec = HOL_MS * 1000;
+	event_add(l->holev, &tv);
 	return l;
 }
 

@@ -89,7 +89,7 @@ tunnel() {	# STREAMS: goodput through the gateway pair
 hdr=$(for n in $WM_STREAMS; do printf ' %10s' "tunnel/$n"; done)
 printf '%-8s %10s %10s%s   (goodput, Mbit/s; link %s, RTT %s ms, window %s)\n' \
 	loss tcp-cubic tcp-bbr "$hdr" "$WANEM_RATE" "$((WANEM_DELAY_MS * 2))" "$WM_WINDOW"
-for loss in 0 0.001 0.01; do
+for loss in ${WM_LOSSES:-0 0.001 0.01}; do
 	export WANEM_LOSS=$loss
 	topo_up >/dev/null || exit 1
 	cubic=$(measure "$TOPO_NS_A" 10.99.0.2 5001 "$TOPO_NS_B" 10.99.0.2 5001 cubic)
