@@ -1216,8 +1216,8 @@ link_unblockcb(evutil_socket_t fd, short what, void *arg)
  * Head-of-line repair. Striped frames are delivered in order, so one lost
  * TCP segment on one connection holds back what all the others carried
  * until that connection repairs it (a round trip, or an RTO of seconds).
- * When the oldest unacknowledged frame has waited more than two round
- * trips, the frames at the head that went on its connection are sent once
+ * When the oldest unacknowledged frame has waited more than two smoothed
+ * round trips of its connection, the frames at the head that went on its connection are sent once
  * more on the least loaded other one; the receiver keeps whichever copy
  * comes first.
  */
@@ -1241,12 +1241,12 @@ link_holcb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (r->conn == NULL || r->reinjected)
 		return;
-	TAILQ_FOREACH(c, &l->conns, entry)
-		if (c->ready && c->min_rtt_ms > 0 && (rtt < 0 || c->min_rtt_ms < rtt))
-			rtt = c->min_rtt_ms;
+	/* The smoothed RTT of its connection: a PING waits behind the data
+	 * queued there, so a frame merely queued is not taken for lost. */
+	stuck = r->conn;
+	rtt = stuck->rtt_ms;
 	if (rtt < 0 || (double)(wm_now_ms() - l->head_ms) < 2 * rtt + 20)
 		return;
-	stuck = r->conn;
 	TAILQ_FOREACH(c, &l->conns, entry)
 		if (c != stuck && c->ready && !c->dead && !c->broken &&
 		    (best == NULL || conn_out_len(c) < conn_out_len(best)))

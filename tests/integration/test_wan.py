@@ -77,6 +77,8 @@ def gateway_run(opts, topo, gdir, work):
         if opts.bandwidth:
             text = text.replace("#bandwidth = 250mbit",
                                 "bandwidth = %s" % opts.bandwidth)
+        if opts.streams:
+            text = text.replace("streams = 4", "streams = %d" % opts.streams)
         confs[site] = os.path.join(work, site + ".conf")
         with open(confs[site], "w") as f:
             f.write(text)
@@ -182,6 +184,8 @@ def main():
     ap.add_argument("--no-direct", action="store_true")
     ap.add_argument("--bandwidth", default=None,
                     help="shape the tunnel (peer bandwidth), e.g. 235mbit")
+    ap.add_argument("--streams", type=int, default=None,
+                    help="TLS connections per tunnel (the example's 4)")
     opts = ap.parse_args()
     if os.geteuid() != 0 or shutil.which("ip") is None:
         print("SKIP: needs root and iproute2 for network namespaces")
