@@ -30,7 +30,6 @@ import argparse
 import ipaddress
 import json
 import os
-import shutil
 import signal
 import socket
 import struct
@@ -354,11 +353,9 @@ def main():
     opts = ap.parse_args()
     if opts.capture:
         return capture(opts.capture[0], opts.capture[1], opts.seconds)
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        print("SKIP: needs root and iproute2 for network namespaces")
-        return 77
-    if shutil.which(wmtest.qemu_binary()) is None:
-        print("SKIP: no QEMU")
+    why = wmtest.skip_netns_qemu()
+    if why:
+        print("SKIP: " + why)
         return 77
     gdir = wmtest.guest_dir()
     work = tempfile.mkdtemp(prefix="wm-ann-")

@@ -33,7 +33,6 @@ QEMU).
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -128,6 +127,22 @@ def wait_transferred(src, nbytes, timeout=120):
     return "timeout"
 
 
+def pair(work, topo, direct=False, prefix=""):
+    """A source in site A and a destination in site B, listening where
+    the gateways' route delivers (or, direct, on the WAN address)."""
+    incoming = "tcp:10.99.0.2:4445" if direct else "tcp:10.98.2.10:4444"
+    return (boot(work, prefix + "src", ns=topo.a),
+            boot(work, prefix + "dst", incoming, topo.b))
+
+
+def start(src, dst, after=30 << 20, bw=SLOW_BPS, direct=False):
+    """Starts the migration (through the gateways unless direct) and waits
+    until `after` bytes went; returns the source's status then."""
+    prepare(src, dst, bw)
+    src.migrate("tcp:10.99.0.2:4445" if direct else "tcp:10.98.1.1:4444")
+    return wait_transferred(src, after) if after else "active"
+
+
 def wait_end(q, timeout):
     try:
         return q.wait_migration(timeout)
@@ -196,21 +211,16 @@ def outage_fault(topo, port, down_s):
 def scenario_outage(topo, work):
     site = Site(topo, work).start()
     try:
-        src = boot(work, "src", ns=topo.a)
-        dst = boot(work, "dst", "tcp:10.98.2.10:4444", topo.b)
+        src, dst = pair(work, topo)
         with src, dst:
-            prepare(src, dst)
-            t0 = time.time()
-            src.migrate("tcp:10.98.1.1:4444")
-            check(wait_transferred(src, 30 << 20) == "active",
-                  "migration under way (30 MB sent)")
+            check(start(src, dst) == "active", "migration under way (30 MB sent)")
             k = outage_fault(topo, 7800, 10)
             check(k >= 1, "the tunnel's TCP connections were destroyed (%d)" % k)
             info = wait_end(src, 240)
             p = site.east.peer("west")
             check(info.get("status") == "completed",
                   "through the gateways: the migration completed after the "
-                  "outage (%.1f s in all; %s)" % (time.time() - t0,
+                  "outage (%.1f s in all; %s)" % (info.get("total-time", 0) / 1000.0,
                                                   info.get("error-desc", "")))
             check(p["outages"] >= 1 and p["resumes"] >= 1,
                   "east saw %d outage(s) and %d resume(s), resent %.1f MB"
@@ -222,12 +232,9 @@ def scenario_outage(topo, work):
     finally:
         site.stop()
     # The contrast: the same fault on a direct QEMU-to-QEMU migration.
-    src = boot(work, "dsrc", ns=topo.a)
-    dst = boot(work, "ddst", "tcp:10.99.0.2:4445", topo.b)
+    src, dst = pair(work, topo, direct=True, prefix="d")
     with src, dst:
-        prepare(src, dst)
-        src.migrate("tcp:10.99.0.2:4445")
-        wait_transferred(src, 30 << 20)
+        start(src, dst, direct=True)
         outage_fault(topo, 4445, 10)
         info = wait_end(src, 120)
         check(info.get("status") == "failed",
@@ -240,12 +247,9 @@ def scenario_window(topo, work):
     site = Site(topo, work, east_extra=["resume-window = 4s"],
                 west_extra=["resume-window = 4s"]).start()
     try:
-        src = boot(work, "src", ns=topo.a)
-        dst = boot(work, "dst", "tcp:10.98.2.10:4444", topo.b)
+        src, dst = pair(work, topo)
         with src, dst:
-            prepare(src, dst)
-            src.migrate("tcp:10.98.1.1:4444")
-            wait_transferred(src, 30 << 20)
+            start(src, dst)
             t0 = time.time()
             kill_wan(topo.a, 7800)
             topo._run("link-down")
@@ -268,13 +272,10 @@ def scenario_window(topo, work):
 def scenario_killgw(topo, work):
     site = Site(topo, work).start()
     try:
-        src = boot(work, "src", ns=topo.a)
-        dst = boot(work, "dst", "tcp:10.98.2.10:4444", topo.b)
+        src, dst = pair(work, topo)
         with src:
             with dst:
-                prepare(src, dst)
-                src.migrate("tcp:10.98.1.1:4444")
-                wait_transferred(src, 30 << 20)
+                start(src, dst)
                 site.west.kill()
                 log("fault: west gateway killed (SIGKILL)")
                 ok, how = dest_failed(dst)
@@ -304,11 +305,9 @@ def scenario_corrupt(topo, work):
     # DATA frames carry up to 64 KiB: frame 400 is ~25 MB into the stream.
     site = Site(topo, work, east_env={"WANMIGD_FAULT_CORRUPT": "400"}).start()
     try:
-        src = boot(work, "src", ns=topo.a)
-        dst = boot(work, "dst", "tcp:10.98.2.10:4444", topo.b)
+        src, dst = pair(work, topo)
         with src, dst:
-            prepare(src, dst, bw=64 << 20)
-            src.migrate("tcp:10.98.1.1:4444")
+            start(src, dst, after=0, bw=64 << 20)
             info = wait_end(src, 120)
             check(info.get("status") == "failed",
                   "a flipped bit inside the tunnel fails the migration (%s)"
@@ -392,12 +391,9 @@ def scenario_serve(topo, work):
         for a in ("10.98.1.21", "10.98.1.22", "10.98.1.23"):
             subprocess.run(["ip", "-n", topo.a, "addr", "add", a + "/32",
                             "dev", dev], check=True)
-        src = boot(work, "src", ns=topo.a)
-        dst = boot(work, "dst", "tcp:10.98.2.10:4444", topo.b)
+        src, dst = pair(work, topo)
         with src, dst:
-            prepare(src, dst)
-            src.migrate("tcp:10.98.1.1:4444")
-            wait_transferred(src, 10 << 20)
+            start(src, dst, after=10 << 20)
             r = subprocess.run(["ip", "netns", "exec", topo.a, "python3", "-c",
                                 JUNK_CLIENTS], capture_output=True, text=True,
                                timeout=60)
@@ -481,11 +477,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("scenario", choices=sorted(SCENARIOS))
     opts = ap.parse_args()
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        print("SKIP: needs root and iproute2 for network namespaces")
-        return 77
-    if shutil.which(wmtest.qemu_binary()) is None:
-        print("SKIP: no QEMU")
+    why = wmtest.skip_netns_qemu()
+    if why:
+        print("SKIP: " + why)
         return 77
     work = tempfile.mkdtemp(prefix="wm-faults-")
     topo = Topo(150, "250mbit", 0)

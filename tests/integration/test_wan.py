@@ -20,7 +20,6 @@ Exit 0 pass, 1 fail, 77 skip (not root, no netns, no QEMU).
 """
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -187,11 +186,9 @@ def main():
     ap.add_argument("--streams", type=int, default=None,
                     help="TLS connections per tunnel (the example's 4)")
     opts = ap.parse_args()
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        print("SKIP: needs root and iproute2 for network namespaces")
-        return 77
-    if shutil.which(wmtest.qemu_binary()) is None:
-        print("SKIP: no QEMU")
+    why = wmtest.skip_netns_qemu()
+    if why:
+        print("SKIP: " + why)
         return 77
     gdir = wmtest.guest_dir()
     work = tempfile.mkdtemp(prefix="wm-wan-")

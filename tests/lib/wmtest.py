@@ -47,6 +47,16 @@ def qemu_binary():
     return os.environ.get("WM_QEMU", "qemu-system-x86_64")
 
 
+def skip_netns_qemu():
+    """Why a test that needs network namespaces and QEMU cannot run here
+    (printed as SKIP, exit 77), or None."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        return "needs root and iproute2 for network namespaces"
+    if shutil.which(qemu_binary()) is None:
+        return "no QEMU"
+    return None
+
+
 def guest_dir(default=None):
     """Directory holding vmlinux and initramfs.cpio.gz (WM_GUEST_DIR)."""
     d = os.environ.get("WM_GUEST_DIR") or default
