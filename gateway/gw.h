@@ -39,6 +39,7 @@
 #define GW_DIAL_BACKOFF_MAX_MS 30000
 #define GW_RESUME_BACKOFF_MAX_MS 1000 /* while a session waits to resume */
 #define GW_HANDSHAKE_MS 5000
+#define GW_ACCEPTED_MAX 4     /* sessions a peer may have dialled to us */
 
 struct gw;
 struct gw_peer;

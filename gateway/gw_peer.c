@@ -349,6 +349,7 @@ pconn_hello(struct wan_conn *c, const struct wan_hello *h, void *arg)
 	struct gw_peer *p = pc->peer;
 	const struct conf_peer *cp = p ? conf_peer_find(pc->gw->conf, p->name) : NULL;
 	struct gw_link *gl, *next, *found = NULL;
+	unsigned others = 0;
 
 	if (p == NULL || cp == NULL) {
 		wan_conn_close(c, "peer no longer configured");
@@ -368,6 +369,14 @@ pconn_hello(struct wan_conn *c, const struct wan_hello *h, void *arg)
 			found = gl;
 		else if (h->flags & WAN_HELLO_NEW)
 			wan_link_close(gl->wl, "peer started a new session");
+		else
+			others++;
+	}
+	/* A peer dials one session at a time (plus one it is giving up):
+	 * more would only be a way to make us hold their buffers. */
+	if (found == NULL && others >= GW_ACCEPTED_MAX) {
+		wan_conn_close(c, "too many sessions from this peer");
+		return;
 	}
 	if (found == NULL)
 		found = link_create(p, cp, false, h->session, pc->remote);

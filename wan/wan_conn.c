@@ -44,27 +44,27 @@ conn_send(struct wan_conn *c, const void *buf, size_t len)
 	return 0;
 }
 
-void
+int
 conn_send_ctrl(struct wan_conn *c, uint8_t type, const void *p, size_t len)
 {
 	struct wan_frame_hdr h = { type, 0, 0, (uint32_t)len, 0 };
 	uint8_t buf[WAN_FRAME_HDR + WAN_CTRL_MAX];
 
 	if (len > WAN_CTRL_MAX)
-		return;
+		return -1;
 	wan_frame_hdr_encode(buf, &h);
 	if (len > 0)
 		memcpy(buf + WAN_FRAME_HDR, p, len);
-	conn_send(c, buf, WAN_FRAME_HDR + len);
+	return conn_send(c, buf, WAN_FRAME_HDR + len);
 }
 
-void
+int
 conn_send_u64(struct wan_conn *c, uint8_t type, uint64_t v)
 {
 	uint8_t b[8];
 
 	wan_put_be64(b, v);
-	conn_send_ctrl(c, type, b, sizeof(b));
+	return conn_send_ctrl(c, type, b, sizeof(b));
 }
 
 static void

@@ -41,9 +41,9 @@ TAILQ_HEAD(wan_conn_list, wan_conn);
 /* Queues whole frame bytes; on ENOMEM the connection is broken (a frame
  * may be cut) and fails from the loop. Returns 0 or -1. */
 int conn_send(struct wan_conn *c, const void *buf, size_t len);
-void conn_send_ctrl(struct wan_conn *c, uint8_t type, const void *p,
+int conn_send_ctrl(struct wan_conn *c, uint8_t type, const void *p,
     size_t len);
-void conn_send_u64(struct wan_conn *c, uint8_t type, uint64_t v);
+int conn_send_u64(struct wan_conn *c, uint8_t type, uint64_t v);
 size_t conn_out_len(const struct wan_conn *c);
 /* The connection is lost: reported to its link (link_conn_lost) or, with
  * none, to its owner (cbs.down); freed from the loop. */

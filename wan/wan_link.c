@@ -41,7 +41,10 @@
 #define LOCAL_IN_HIGH (256u << 10) /* read-ahead from a hypervisor */
 #define MAX_STREAMS 256            /* per link: bounds memory to 256 windows */
 #define ACK_EVERY (256u << 10)     /* acknowledge at least this often */
-#define OOO_ENTRY_COST 64          /* bookkeeping charged per held frame */
+#define OOO_ENTRY_COST 1024        /* bookkeeping charged per held frame,
+                                      both sides alike */
+#define OOO_RING 65536             /* frames held ahead of a gap, at most */
+#define RTX_DATA_MAX (OOO_RING - 4096) /* frames kept: DATA stops here */
 #define DATA_SUM WAN_DATA_SUM
 #define HOL_MS 20                  /* head-of-line check period */
 #define AUTO_SAMPLES 40            /* delivery rate, max of 10 s of ticks */
@@ -83,11 +86,9 @@ TAILQ_HEAD(rtx_list, rtx);
 
 /* A frame that arrived ahead of a gap. */
 struct ooo {
-	TAILQ_ENTRY(ooo) entry;
 	struct wan_frame_hdr h;
 	struct evbuffer *payload;
 };
-TAILQ_HEAD(ooo_list, ooo);
 
 struct wan_link {
 	struct event_base *base;
@@ -107,7 +108,8 @@ struct wan_link {
 	/* sending */
 	uint64_t send_next;
 	struct rtx_list rtx;
-	uint64_t rtx_bytes;              /* payload bytes held */
+	uint64_t rtx_bytes;              /* bytes held, OOO_ENTRY_COST each more */
+	unsigned rtx_n;                  /* frames held */
 	unsigned nunsent;                /* entries with conn == NULL */
 	struct rtx *unsent;              /* none before this one, or NULL */
 	uint64_t head_seq, head_ms;      /* oldest unacked frame, since when */
@@ -117,7 +119,7 @@ struct wan_link {
 	uint64_t recv_next;
 	uint64_t ack_sent;               /* last ACK value sent */
 	uint64_t since_ack;              /* bytes received since */
-	struct ooo_list ooo;
+	struct ooo **ooo;                /* ring of OOO_RING by seq, or NULL */
 	uint64_t ooo_bytes;
 	/* flow control */
 	uint64_t inflight;               /* sent by all streams, not yet credited */
@@ -142,6 +144,7 @@ static void link_break(struct wan_link *l);
 static void link_pump_all(struct wan_link *l);
 static void stream_pump(struct wan_stream *s);
 static void link_flush(struct wan_link *l);
+static uint64_t link_rtx_cap(const struct wan_link *l);
 
 /* ---- sending sequenced frames ------------------------------------------ */
 
@@ -179,7 +182,10 @@ rtx_transmit(struct wan_link *l, struct rtx *r)
 	if (r->sent)
 		l->st.bytes_resent += r->len;
 	r->sent = true;
+	r->reinjected = false; /* on a new connection: watched afresh */
 	r->conn = c;
+	if (r->seq == l->head_seq)
+		l->head_ms = wm_now_ms();
 	return true;
 }
 
@@ -191,7 +197,8 @@ link_push(struct wan_link *l, struct rtx *r, size_t payload)
 	r->seq = l->send_next++;
 	wan_put_be64(r->buf + 12, r->seq);
 	TAILQ_INSERT_TAIL(&l->rtx, r, entry);
-	l->rtx_bytes += payload;
+	l->rtx_bytes += payload + OOO_ENTRY_COST;
+	l->rtx_n++;
 	r->conn = NULL;
 	if (l->nunsent++ == 0)
 		l->unsent = r;
@@ -220,7 +227,17 @@ send_seq(struct wan_link *l, uint8_t type, uint32_t stream,
 {
 	struct rtx *r;
 
-	if (l->dead || l->broken || (r = rtx_new(l, type, stream, len)) == NULL)
+	if (l->dead || l->broken)
+		return;
+	/* Stream data stops at the bound; these few small frames may go a
+	 * little past it, but a peer that never acknowledges cannot make us
+	 * hold them without end. */
+	if (l->has_peer && (l->rtx_n >= OOO_RING - 1 ||
+	    l->rtx_bytes > link_rtx_cap(l) + (512u << 10))) {
+		link_fail(l, "peer does not acknowledge what it receives");
+		return;
+	}
+	if ((r = rtx_new(l, type, stream, len)) == NULL)
 		return;
 	if (len > 0)
 		memcpy(r->buf + WAN_FRAME_HDR, payload, len);
@@ -271,10 +288,12 @@ link_acked(struct wan_link *l, uint64_t next)
 			l->unsent = NULL; /* the next unsent is later still */
 		if (r->conn == NULL)
 			l->nunsent--;
-		l->rtx_bytes -= r->len - WAN_FRAME_HDR;
+		l->rtx_bytes -= r->len - WAN_FRAME_HDR + OOO_ENTRY_COST;
+		l->rtx_n--;
 		free(r);
 	}
-	if (l->rtx_blocked && l->rtx_bytes < link_rtx_cap(l)) {
+	if (l->rtx_blocked && l->rtx_bytes < link_rtx_cap(l) &&
+	    l->rtx_n < RTX_DATA_MAX) {
 		l->rtx_blocked = false;
 		event_active(l->unblock, 0, 0);
 	}
@@ -487,7 +506,7 @@ stream_pump(struct wan_stream *s)
 			l->blocked = true;
 			goto out;
 		}
-		if (l->rtx_bytes >= link_rtx_cap(l)) {
+		if (l->rtx_bytes >= link_rtx_cap(l) || l->rtx_n >= RTX_DATA_MAX) {
 			l->rtx_blocked = true;
 			goto out;
 		}
@@ -773,7 +792,7 @@ recv_data(struct wan_link *l, const struct wan_frame_hdr *h,
 	evbuffer_remove(src, sum, sizeof(sum));
 	p = evbuffer_pullup(src, (ev_ssize_t)len);
 	if (p == NULL) {
-		link_break(l);
+		link_fail(l, "out of memory reading a frame");
 		return;
 	}
 	if (XXH3_64bits(p, len) != wan_get_be64(sum)) {
@@ -788,7 +807,7 @@ recv_data(struct wan_link *l, const struct wan_frame_hdr *h,
 	s->st.wan_in += WAN_FRAME_HDR + h->length;
 	if (evbuffer_remove_buffer(src, s->local != NULL ?
 	    bufferevent_get_output(s->local) : s->pending, len) != (int)len)
-		link_break(l);
+		link_fail(l, "out of memory moving stream data");
 }
 
 static void
@@ -863,18 +882,40 @@ deliver(struct wan_link *l, const struct wan_frame_hdr *h,
 		recv_stream_ctrl(l, h, p);
 }
 
-/* Keeps a frame that arrived ahead of a gap, in seq order. */
+static void
+ooo_free(struct wan_link *l, uint64_t seq)
+{
+	struct ooo **slot = &l->ooo[seq & (OOO_RING - 1)], *o = *slot;
+
+	l->ooo_bytes -= (uint64_t)o->h.length + OOO_ENTRY_COST;
+	evbuffer_free(o->payload);
+	free(o);
+	*slot = NULL;
+}
+
+/*
+ * Keeps a frame that arrived ahead of a gap, in a ring indexed by seq: no
+ * more than OOO_RING frames ahead and the reorder bound in bytes (charged
+ * as the sender charges its retransmit buffer), or the peer broke the
+ * protocol.
+ */
 static void
 ooo_stash(struct wan_link *l, const struct wan_frame_hdr *h,
     struct evbuffer *src)
 {
 	uint64_t cost = (uint64_t)h->length + OOO_ENTRY_COST;
-	struct ooo *o, *at;
+	struct ooo **slot, *o;
 
-	TAILQ_FOREACH_REVERSE(at, &l->ooo, ooo_list, entry)
-		if (at->h.seq <= h->seq)
-			break;
-	if (at != NULL && at->h.seq == h->seq) {
+	if (h->seq - l->recv_next >= OOO_RING) {
+		link_fail(l, "peer sent too far ahead of a gap");
+		return;
+	}
+	if (l->ooo == NULL && (l->ooo = calloc(OOO_RING, sizeof(*l->ooo))) == NULL) {
+		link_fail(l, "out of memory for the reorder buffer");
+		return;
+	}
+	slot = &l->ooo[h->seq & (OOO_RING - 1)];
+	if (*slot != NULL) {
 		evbuffer_drain(src, h->length); /* a copy resent */
 		return;
 	}
@@ -889,24 +930,12 @@ ooo_stash(struct wan_link *l, const struct wan_frame_hdr *h,
 		if (o != NULL && o->payload != NULL)
 			evbuffer_free(o->payload);
 		free(o);
-		link_break(l);
+		link_fail(l, "out of memory holding a frame");
 		return;
 	}
 	o->h = *h;
 	l->ooo_bytes += cost;
-	if (at != NULL)
-		TAILQ_INSERT_AFTER(&l->ooo, at, o, entry);
-	else
-		TAILQ_INSERT_HEAD(&l->ooo, o, entry);
-}
-
-static void
-ooo_free(struct wan_link *l, struct ooo *o)
-{
-	TAILQ_REMOVE(&l->ooo, o, entry);
-	l->ooo_bytes -= (uint64_t)o->h.length + OOO_ENTRY_COST;
-	evbuffer_free(o->payload);
-	free(o);
+	*slot = o;
 }
 
 static void
@@ -914,7 +943,8 @@ send_ack(struct wan_link *l, struct wan_conn *c)
 {
 	if (l->recv_next == l->ack_sent)
 		return;
-	conn_send_u64(c, WAN_ACK, l->recv_next);
+	if (conn_send_u64(c, WAN_ACK, l->recv_next) != 0)
+		return; /* that connection is failing: the next read retries */
 	l->ack_sent = l->recv_next;
 	l->since_ack = 0;
 }
@@ -948,25 +978,28 @@ link_conn_frame(struct wan_link *l, struct wan_conn *c,
 		return;
 	}
 	if (h->seq < l->recv_next) {
-		evbuffer_drain(in, h->length); /* resent; we have it */
+		/* Resent, and we have it: the ACK that would have stopped the
+		 * resending may be lost, so acknowledge again. */
+		evbuffer_drain(in, h->length);
+		l->ack_sent = 0;
 		return;
 	}
 	if (h->seq > l->recv_next) {
 		ooo_stash(l, h, in);
 		return;
 	}
+	if (l->ooo != NULL && l->ooo[h->seq & (OOO_RING - 1)] != NULL)
+		ooo_free(l, h->seq); /* an earlier copy, held: not needed */
 	deliver(l, h, in);
 	l->recv_next++;
 	l->since_ack += WAN_FRAME_HDR + h->length;
-	while (!l->dead && (o = TAILQ_FIRST(&l->ooo)) != NULL &&
-	    o->h.seq <= l->recv_next) {
-		if (o->h.seq == l->recv_next) {
-			deliver(l, &o->h, o->payload);
-			l->recv_next++;
-			l->since_ack += WAN_FRAME_HDR + o->h.length;
-		}
-		if (!l->dead)
-			ooo_free(l, o);
+	while (!l->dead && l->ooo != NULL &&
+	    (o = l->ooo[l->recv_next & (OOO_RING - 1)]) != NULL) {
+		deliver(l, &o->h, o->payload);
+		l->since_ack += WAN_FRAME_HDR + o->h.length;
+		if (l->dead)
+			break; /* the ring goes with the link */
+		ooo_free(l, l->recv_next++);
 	}
 	if (!l->dead && l->since_ack >= ACK_EVERY)
 		send_ack(l, c);
@@ -1040,31 +1073,25 @@ link_conn_hello(struct wan_link *l, struct wan_conn *c)
 		link_fail(l, "peer changed its parameters within the session");
 		return;
 	}
-	if ((h->flags & WAN_HELLO_NEW) && (l->send_next > 1 || l->recv_next > 1)) {
+	/* A NEW session holds nothing of ours: fine if we have received
+	 * nothing and still hold all we sent, else it is not our peer's
+	 * session any more (it restarted, or gave it up). */
+	if ((h->flags & WAN_HELLO_NEW) &&
+	    (l->recv_next > 1 || link_rtx_base(l) > 1)) {
 		link_fail(l, "the peer no longer has this session (restarted?)");
 		return;
 	}
-	if (l->nready == 0) {
-		if (h->recv_next < link_rtx_base(l) || h->recv_next > l->send_next) {
-			snprintf(why, sizeof(why), "cannot resume: peer wants "
-			    "frame %llu, we hold %llu to %llu",
-			    (unsigned long long)h->recv_next,
-			    (unsigned long long)link_rtx_base(l),
-			    (unsigned long long)l->send_next - 1);
-			link_fail(l, why);
-			return;
-		}
-		if (h->send_next < l->recv_next) {
-			snprintf(why, sizeof(why), "cannot resume: peer's next "
-			    "frame is %llu, we have up to %llu",
-			    (unsigned long long)h->send_next,
-			    (unsigned long long)l->recv_next - 1);
-			link_fail(l, why);
-			return;
-		}
+	/* A HELLO may be older than ACKs or frames that crossed it on
+	 * another connection, so a peer behind what we know is fine; one
+	 * ahead of what we ever sent is not the session we know. */
+	if (h->recv_next > l->send_next) {
+		snprintf(why, sizeof(why), "cannot resume: peer wants frame "
+		    "%llu, we sent up to %llu", (unsigned long long)h->recv_next,
+		    (unsigned long long)l->send_next - 1);
+		link_fail(l, why);
+		return;
 	}
-	if (h->recv_next <= l->send_next)
-		link_acked(l, h->recv_next);
+	link_acked(l, h->recv_next);
 	if (!l->has_peer) {
 		l->peer = *h;
 		l->has_peer = true;
@@ -1109,6 +1136,8 @@ link_conn_lost(struct wan_link *l, struct wan_conn *c, const char *why)
 		l->st.outages++;
 		l->st.down_since_ms = wm_now_ms();
 	}
+	if (l->dead)
+		return; /* its owner already heard down() */
 	if (l->cbs.conn_down != NULL)
 		l->cbs.conn_down(l, was_ready, why, l->arg);
 	if (l->dead)
@@ -1232,9 +1261,9 @@ link_holcb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (l->dead || r == NULL || l->nready < 2)
+	if (l->dead || r == NULL)
 		return;
-	if (r->seq != l->head_seq) {
+	if (r->seq != l->head_seq || l->nready < 2) {
 		l->head_seq = r->seq;
 		l->head_ms = wm_now_ms();
 		return;
@@ -1375,8 +1404,13 @@ link_reapcb(evutil_socket_t fd, short what, void *arg)
 		TAILQ_REMOVE(&l->rtx, r, entry);
 		free(r);
 	}
-	while ((o = TAILQ_FIRST(&l->ooo)) != NULL)
-		ooo_free(l, o);
+	for (size_t i = 0; l->ooo != NULL && i < OOO_RING; i++) {
+		if ((o = l->ooo[i]) != NULL) {
+			evbuffer_free(o->payload);
+			free(o);
+		}
+	}
+	free(l->ooo);
 	event_free(l->timer);
 	event_free(l->reap);
 	event_free(l->unblock);
@@ -1459,7 +1493,6 @@ wan_link_new(struct event_base *base, const struct wan_link_params *p,
 	TAILQ_INIT(&l->conns);
 	TAILQ_INIT(&l->streams);
 	TAILQ_INIT(&l->rtx);
-	TAILQ_INIT(&l->ooo);
 	l->timer = event_new(base, -1, EV_PERSIST, link_timercb, l);
 	l->reap = event_new(base, -1, 0, link_reapcb, l);
 	l->unblock = event_new(base, -1, 0, link_unblockcb, l);
