@@ -492,6 +492,24 @@ gw_wan_listen(struct gw *gw)
 
 /* ---- configuration ----------------------------------------------------- */
 
+/* Closes the links of a removed peer that carry no stream any more. */
+static void
+peer_close_idle(struct gw_peer *p)
+{
+	struct gw_link *gl, *next;
+
+	for (gl = TAILQ_FIRST(&p->links); gl != NULL; gl = next) {
+		struct wan_link_stats st;
+
+		next = TAILQ_NEXT(gl, entry);
+		if (gl->wl == NULL)
+			continue;
+		wan_link_get_stats(gl->wl, &st);
+		if (st.streams == 0)
+			wan_link_close(gl->wl, "peer removed from the configuration");
+	}
+}
+
 int
 gw_peers_apply(struct gw *gw)
 {
@@ -529,23 +547,13 @@ gw_peers_apply(struct gw *gw)
 		if (cp->has_address && !evtimer_pending(p->dial_timer, NULL))
 			peer_dial(p); /* a new peer, or more streams */
 	}
-	/* Removed peers: stop dialling; their links close when idle. */
+	/* Removed peers: stop dialling; their links close when idle (now,
+	 * or later from gw_rates_tick). */
 	TAILQ_FOREACH(p, &gw->peers, entry) {
-		struct gw_link *gl, *next;
-
 		if (!p->removed)
 			continue;
 		evtimer_del(p->dial_timer);
-		for (gl = TAILQ_FIRST(&p->links); gl != NULL; gl = next) {
-			struct wan_link_stats st;
-
-			next = TAILQ_NEXT(gl, entry);
-			if (gl->wl == NULL)
-				continue;
-			wan_link_get_stats(gl->wl, &st);
-			if (st.streams == 0)
-				wan_link_close(gl->wl, "peer removed from the configuration");
-		}
+		peer_close_idle(p);
 	}
 	return 0;
 }
@@ -621,6 +629,9 @@ gw_rates_tick(struct gw *gw)
 		uint64_t rate_Bps = wan_shaper_rate(p->shaper) / 8;
 		struct gw_peer_totals t;
 		struct gw_link *gl;
+
+		if (p->removed)
+			peer_close_idle(p); /* its last migrations may have ended */
 
 		/*
 		 * With a known rate, bound what the tunnel holds in flight to
