@@ -633,25 +633,11 @@ gw_rates_tick(struct gw *gw)
 		if (p->removed)
 			peer_close_idle(p); /* its last migrations may have ended */
 
-		/*
-		 * With a known rate, bound what the tunnel holds in flight to
-		 * one bandwidth-delay product (plus 64 KiB), from
-		 * the measured RTT: the hypervisor then feels the WAN's real
-		 * rate, and what is queued when QEMU stops the VM — the
-		 * downtime — is no more than the link needs (invariant 5).
-		 */
-		TAILQ_FOREACH(gl, &p->links, entry) {
-			struct wan_link_stats st;
-			uint64_t cap = 0;
-
-			if (gl->wl == NULL || !wan_link_ready(gl->wl))
-				continue;
-			wan_link_get_stats(gl->wl, &st);
-			if (rate_Bps != 0 && st.min_rtt_ms > 0)
-				cap = (uint64_t)((double)rate_Bps * st.min_rtt_ms /
-				    1000.0) + (64u << 10);
-			wan_link_set_inflight_cap(gl->wl, cap);
-		}
+		/* The in-flight bound of each tunnel follows the peer's rate
+		 * (a runtime change included): see wan_link_set_rate. */
+		TAILQ_FOREACH(gl, &p->links, entry)
+			if (gl->wl != NULL)
+				wan_link_set_rate(gl->wl, rate_Bps);
 		gw_peer_totals(p, &t);
 		p->rate_sent_bps = (t.sent - p->rate_prev_sent) * 8;
 		p->rate_rcvd_bps = (t.rcvd - p->rate_prev_rcvd) * 8;

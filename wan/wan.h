@@ -137,15 +137,17 @@ void wan_link_close(struct wan_link *l, const char *why);
 bool wan_link_ready(const struct wan_link *l);
 uint64_t wan_link_session(const struct wan_link *l);
 /*
- * Bounds the bytes all streams of the link together may have in flight
- * (sent, not yet credited back by the far end) — about one bandwidth-delay
- * product, so that the hypervisors feel the WAN's real rate (design
- * invariant 5), from a configured rate. 0 (the default) lets the link
- * measure it: twice (growing) or 1.5 times (steady) the delivery rate of
- * the last 10 s times the lowest RTT, at least 2 MiB. May be called at any
- * time; a larger bound releases waiting streams at once.
+ * The link bounds the bytes all its streams together may have in flight
+ * (sent, not yet credited back by the far end) to about one
+ * bandwidth-delay product, so that the hypervisors feel the WAN's real
+ * rate (design invariant 5). With a rate given here (bytes/s, the peer's
+ * shaper) the bound is that rate times the lowest RTT, plus 64 KiB; with
+ * 0 (the default) the link measures the rate: twice (growing) or 1.5
+ * times (steady) the delivery rate of the last 10 s, or 1.5 times the
+ * kernel's BBR estimate of the path, times the lowest RTT, at least 2 MiB.
+ * Recomputed every 250 ms.
  */
-void wan_link_set_inflight_cap(struct wan_link *l, uint64_t bytes);
+void wan_link_set_rate(struct wan_link *l, uint64_t bytes_per_s);
 
 struct wan_link_stats {
 	uint64_t bytes_sent;     /* frame bytes handed to TLS, all connections */
@@ -164,7 +166,7 @@ struct wan_link_stats {
 	uint64_t unacked;        /* bytes kept for resending */
 	uint64_t inflight;       /* stream bytes sent, not yet written out
 	                            at the far end (credited back) */
-	uint64_t inflight_cap;   /* see wan_link_set_inflight_cap */
+	uint64_t inflight_cap;   /* the bound in force, see wan_link_set_rate */
 };
 /* Counters; valid while the link lives. */
 void wan_link_get_stats(const struct wan_link *l, struct wan_link_stats *st);

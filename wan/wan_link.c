@@ -124,7 +124,7 @@ struct wan_link {
 	/* flow control */
 	uint64_t inflight;               /* sent by all streams, not yet credited */
 	uint64_t inflight_cap;           /* in force; 0 = only the windows */
-	uint64_t cap_set;                /* wan_link_set_inflight_cap(), or 0 */
+	uint64_t rate_Bps;               /* wan_link_set_rate(), or 0 */
 	bool cap_blocked;                /* a stream waits for inflight < cap */
 	/* measured in-flight bound, see link_auto_cap() */
 	uint64_t credited;               /* credit the peer ever returned */
@@ -171,12 +171,12 @@ link_pick_conn(struct wan_link *l)
 	return best;
 }
 
-/* Sends r on a connection with room; false if none has any. */
+/* Sends r on c (NULL: the connection with room); false if none has any. */
 static bool
-rtx_transmit(struct wan_link *l, struct rtx *r)
+rtx_transmit(struct wan_link *l, struct rtx *r, struct wan_conn *c)
 {
-	struct wan_conn *c = link_pick_conn(l);
-
+	if (c == NULL)
+		c = link_pick_conn(l);
 	if (c == NULL || conn_send(c, r->buf, r->len) != 0)
 		return false;
 	if (r->sent)
@@ -190,9 +190,11 @@ rtx_transmit(struct wan_link *l, struct rtx *r)
 }
 
 /* Takes r (allocated with its frame built but for seq) into the
- * retransmit buffer and sends it when a connection has room. */
+ * retransmit buffer and sends it: on c, which the caller found to have
+ * room, or when a connection has room. */
 static void
-link_push(struct wan_link *l, struct rtx *r, size_t payload)
+link_push(struct wan_link *l, struct rtx *r, size_t payload,
+    struct wan_conn *c)
 {
 	r->seq = l->send_next++;
 	wan_put_be64(r->buf + 12, r->seq);
@@ -200,6 +202,8 @@ link_push(struct wan_link *l, struct rtx *r, size_t payload)
 	l->rtx_bytes += payload + OOO_ENTRY_COST;
 	l->rtx_n++;
 	r->conn = NULL;
+	if (l->nunsent == 0 && c != NULL && rtx_transmit(l, r, c))
+		return;
 	if (l->nunsent++ == 0)
 		l->unsent = r;
 	link_flush(l);
@@ -241,7 +245,7 @@ send_seq(struct wan_link *l, uint8_t type, uint32_t stream,
 		return;
 	if (len > 0)
 		memcpy(r->buf + WAN_FRAME_HDR, payload, len);
-	link_push(l, r, len);
+	link_push(l, r, len, NULL);
 }
 
 /* Sends what waits for a connection, oldest first. */
@@ -259,7 +263,7 @@ link_flush(struct wan_link *l)
 		l->unsent = r;
 		if (r->conn != NULL)
 			continue;
-		if (!rtx_transmit(l, r))
+		if (!rtx_transmit(l, r, NULL))
 			return;
 		if (--l->nunsent == 0) {
 			l->unsent = NULL;
@@ -499,10 +503,11 @@ stream_pump(struct wan_stream *s)
 		return;
 	in = bufferevent_get_input(s->local);
 	while ((len = evbuffer_get_length(in)) > 0 && s->send_credit > 0) {
+		struct wan_conn *c;
 		struct rtx *r;
 		uint8_t *p;
 
-		if (l->nunsent > 0 || link_pick_conn(l) == NULL) {
+		if (l->nunsent > 0 || (c = link_pick_conn(l)) == NULL) {
 			l->blocked = true;
 			goto out;
 		}
@@ -551,7 +556,7 @@ stream_pump(struct wan_stream *s)
 		l->inflight += len;
 		s->st.local_in += len;
 		s->st.wan_out += r->len;
-		link_push(l, r, r->len - WAN_FRAME_HDR);
+		link_push(l, r, r->len - WAN_FRAME_HDR, c);
 	}
 	if (s->local_eof && evbuffer_get_length(in) == 0) {
 		send_seq(l, WAN_FIN, s->id, NULL, 0);
@@ -1356,18 +1361,23 @@ link_auto_cap(struct wan_link *l)
 			rtt = c->min_rtt_ms;
 		btlbw += conn_bbr_bw(c);
 	}
-	if (l->cap_set != 0 || rtt < 0)
+	if (rtt < 0)
 		return;
-	/* Under loss the credit comes back late (a gap waits for TCP's
-	 * repair), which would shrink the bound round after round; the
-	 * kernel's BBR estimate of the path does not. */
-	if (btlbw * 1.5 > gain * max) {
-		max = btlbw;
-		gain = 1.5;
+	if (l->rate_Bps != 0) {
+		/* The operator's rate: one bandwidth-delay product. */
+		cap = (uint64_t)((double)l->rate_Bps * rtt / 1000.0) + (64u << 10);
+	} else {
+		/* Under loss the credit comes back late (a gap waits for
+		 * TCP's repair), which would shrink the bound round after
+		 * round; the kernel's BBR estimate of the path does not. */
+		if (btlbw * 1.5 > gain * max) {
+			max = btlbw;
+			gain = 1.5;
+		}
+		cap = (uint64_t)(gain * max * rtt / 1000.0);
+		if (cap < AUTO_MIN_CAP)
+			cap = AUTO_MIN_CAP;
 	}
-	cap = (uint64_t)(gain * max * rtt / 1000.0);
-	if (cap < AUTO_MIN_CAP)
-		cap = AUTO_MIN_CAP;
 	if (cap > l->inflight_cap && l->cap_blocked)
 		event_active(l->unblock, 0, 0);
 	l->inflight_cap = cap;
@@ -1520,18 +1530,10 @@ wan_link_new(struct event_base *base, const struct wan_link_params *p,
 }
 
 void
-wan_link_set_inflight_cap(struct wan_link *l, uint64_t bytes)
+wan_link_set_rate(struct wan_link *l, uint64_t bytes_per_s)
 {
-	bool opened;
-
-	/* 0 hands the bound back to the measurement (link_auto_cap). */
-	l->cap_set = bytes;
-	if (bytes == 0)
-		bytes = l->inflight_cap != 0 ? l->inflight_cap : AUTO_MIN_CAP;
-	opened = bytes > l->inflight_cap;
-	l->inflight_cap = bytes;
-	if (l->cap_blocked && opened && !l->dead)
-		link_pump_all(l);
+	/* The bound follows at the next tick (link_auto_cap), within 250 ms. */
+	l->rate_Bps = bytes_per_s;
 }
 
 bool

@@ -87,57 +87,54 @@ def gateway_run(opts, topo, gdir, work):
         p = east.wait_peer("west", 30)
         log("gateways up; tunnel east -> west over the emulated WAN (RTT %s ms)"
             % (p["rtt_ms"] and "%.1f" % p["rtt_ms"]))
-        src, dst = wmmig.boot_pair(gdir, os.path.join(work, "gw"),
-                                   "tcp:10.98.2.10:4444", topo.a, topo.b,
-                                   fill=opts.fill, wss=opts.wss, rate=opts.rate_pages,
-                                   ram_kib=opts.ram_kib)
-        with src, dst:
-            src.wait_serial(r"wm-ready", 180)
-            wmmig.configure(src, dst, bw_bytes=opts.max_bw << 20)
-            w0 = topo.wan_bytes()
-            last = [0.0]
+        last = [0.0]
 
-            def during():
-                if opts.demo and time.time() - last[0] >= 2.0:
-                    last[0] = time.time()
-                    print(east.status_text(), flush=True)
-            log("migrating through the gateways: tcp:10.98.1.1:4444")
-            fig = wmmig.migrate(src, dst, "tcp:10.98.1.1:4444", during=during)
-            if fig["status"] != "completed":
-                log("FAIL: gateway migration %s: %s" % (fig["status"], fig.get("error")))
-                return None
+        def during():
+            if opts.demo and time.time() - last[0] >= 2.0:
+                last[0] = time.time()
+                print(east.status_text(), flush=True)
+
+        def after(fig):
             m = east.wait_migrations_done(1, 60)[0]
-            fig["wan_bytes"] = topo.wan_bytes() - w0
             fig["gw_raw_bytes"] = m["bytes_in"]
             fig["gw_wan_bytes"] = m["bytes_wan"]
-            log("gateway run: %s" % wmmig.describe(fig))
             if opts.demo:
                 print(east.status_text(), flush=True)
-            ok, msg = wmmig.verify(src, dst, os.path.join(work, "gw"))
-            log(("" if ok else "FAIL: ") + msg)
-            return fig if ok else None
+        return one_run(opts, topo, gdir, work, "gateway", "tcp:10.98.2.10:4444",
+                       "tcp:10.98.1.1:4444", during, after)
     finally:
         east.stop()
         west.stop()
 
 
 def direct_run(opts, topo, gdir, work):
-    src, dst = wmmig.boot_pair(gdir, os.path.join(work, "direct"),
-                               "tcp:10.99.0.2:4445", topo.a, topo.b,
-                               fill=opts.fill, wss=opts.wss, rate=opts.rate_pages,
-                                   ram_kib=opts.ram_kib)
+    return one_run(opts, topo, gdir, work, "direct", "tcp:10.99.0.2:4445",
+                   "tcp:10.99.0.2:4445")
+
+
+def one_run(opts, topo, gdir, work, name, incoming, uri, during=None,
+            after=None):
+    """Boots a pair, migrates src -> uri, verifies; the figures or None.
+    after(fig) adds to the figures before they are printed."""
+    d = os.path.join(work, name)
+    src, dst = wmmig.boot_pair(gdir, d, incoming, topo.a, topo.b,
+                               fill=opts.fill, wss=opts.wss,
+                               rate=opts.rate_pages, ram_kib=opts.ram_kib)
     with src, dst:
         src.wait_serial(r"wm-ready", 180)
         wmmig.configure(src, dst, bw_bytes=opts.max_bw << 20)
         w0 = topo.wan_bytes()
-        log("migrating directly QEMU to QEMU: tcp:10.99.0.2:4445")
-        fig = wmmig.migrate(src, dst, "tcp:10.99.0.2:4445")
+        log("migrating (%s): %s" % (name, uri))
+        fig = wmmig.migrate(src, dst, uri, during=during)
         if fig["status"] != "completed":
-            log("FAIL: direct migration %s: %s" % (fig["status"], fig.get("error")))
+            log("FAIL: %s migration %s: %s" % (name, fig["status"],
+                                              fig.get("error")))
             return None
         fig["wan_bytes"] = topo.wan_bytes() - w0
-        log("direct run: %s" % wmmig.describe(fig))
-        ok, msg = wmmig.verify(src, dst, os.path.join(work, "direct"))
+        if after:
+            after(fig)
+        log("%s run: %s" % (name, wmmig.describe(fig)))
+        ok, msg = wmmig.verify(src, dst, d)
         log(("" if ok else "FAIL: ") + msg)
         return fig if ok else None
 
