@@ -41,6 +41,7 @@ enum conf_type {
 	CONF_T_CIDRS,		/* struct wm_cidr * (+ size_t count) */
 	CONF_T_RATE,		/* uint64_t bits per second, 0 = unlimited */
 	CONF_T_CONGESTION,	/* int, enum conf_congestion */
+	CONF_T_CODEC,		/* int, enum conf_codec */
 	CONF_T_IFNAME,		/* char[CONF_IFNAME_MAX], a network interface */
 	CONF_T_UINT,		/* uint32_t in [min, max] (+ bool has_ flag) */
 	CONF_T_MACS,		/* struct conf_mac * (+ size_t count) */
@@ -49,6 +50,7 @@ enum conf_type {
 };
 
 static const char *const conf_cc_names[] = { "system", "bbr", "cubic" };
+static const char *const conf_codec_names[] = { "auto", "none", "lz4", "zstd" };
 
 #define CONF_F_REQUIRED 0x1
 #define CONF_F_REPEAT 0x2
@@ -601,6 +603,17 @@ conf_set_value(struct conf_parse *p, const struct conf_key *k, void *base,
 			}
 		}
 		conf_error(p, line, k->name, "expected bbr, cubic or system, "
+		    "got \"%.64s\"", val);
+		return -1;
+	case CONF_T_CODEC:
+		for (int i = 0; i < (int)(sizeof(conf_codec_names) /
+		    sizeof(conf_codec_names[0])); i++) {
+			if (strcmp(val, conf_codec_names[i]) == 0) {
+				*(int *)field = i;
+				return 0;
+			}
+		}
+		conf_error(p, line, k->name, "expected auto, lz4, zstd or none, "
 		    "got \"%.64s\"", val);
 		return -1;
 	case CONF_T_IFNAME:
@@ -1322,6 +1335,14 @@ conf_dump_section(FILE *f, enum conf_sect sect, const void *base)
 			fprintf(f, "%s = %s\n", k->name, wm_rate_format(
 			    *(const uint64_t *)field, buf, sizeof(buf)));
 			break;
+		case CONF_T_CODEC: {
+			int cd = *(const int *)field;
+
+			if (cd >= 0 && cd <= CONF_CODEC_ZSTD)
+				fprintf(f, "%s = %s\n", k->name,
+				    conf_codec_names[cd]);
+			break;
+		}
 		case CONF_T_CONGESTION: {
 			int cc = *(const int *)field;
 

@@ -76,6 +76,11 @@ struct conf_peer {
 	uint64_t resume_buffer;         /* resume-buffer: bytes kept for
 	                                   resending and held ahead of a gap,
 	                                   each way, 1m..1g (64m) */
+	int codec;                      /* codec: CONF_CODEC_* (auto) */
+	uint64_t xbzrle_cache;          /* xbzrle-cache: page cache for
+	                                   deltas, per migration, 0..4g (64m) */
+	uint64_t dedup_cache;           /* dedup-cache: content cache for
+	                                   references, per migration (64m) */
 	int line;
 };
 
@@ -100,6 +105,14 @@ enum conf_congestion {
 	CONF_CC_SYSTEM = 0,             /* the kernel's default */
 	CONF_CC_BBR = 1,                /* BBR, where the kernel has it */
 	CONF_CC_CUBIC = 2,
+};
+
+/* codec = auto | none | lz4 | zstd */
+enum conf_codec {
+	CONF_CODEC_AUTO = 0,            /* by the link's rate and the CPU's */
+	CONF_CODEC_NONE = 1,            /* pages and caches, no compressor */
+	CONF_CODEC_LZ4 = 2,
+	CONF_CODEC_ZSTD = 3,
 };
 
 /* A MAC address to announce: unicast, not all-zero. */

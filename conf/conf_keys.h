@@ -127,6 +127,14 @@
 	X(CK_PEER_RESUME_BUFFER, CONF_S_PEER, "resume-buffer", CONF_T_SIZE,\
 	    CONF_PEER_OFF(resume_buffer), CONF_NOAUX, 0,		\
 	    1024 * CONF_KB, CONF_GB, "64m")				\
+	X(CK_PEER_CODEC, CONF_S_PEER, "codec", CONF_T_CODEC,		\
+	    CONF_PEER_OFF(codec), CONF_NOAUX, 0, 0, 0, "auto")		\
+	X(CK_PEER_XBZRLE_CACHE, CONF_S_PEER, "xbzrle-cache", CONF_T_SIZE,\
+	    CONF_PEER_OFF(xbzrle_cache), CONF_NOAUX, 0,		\
+	    0, 4 * CONF_GB, "64m")					\
+	X(CK_PEER_DEDUP_CACHE, CONF_S_PEER, "dedup-cache", CONF_T_SIZE,	\
+	    CONF_PEER_OFF(dedup_cache), CONF_NOAUX, 0,			\
+	    0, 4 * CONF_GB, "64m")					\
 	X(CK_ROUTE_LISTEN, CONF_S_ROUTE, "listen", CONF_T_ADDR,		\
 	    CONF_ROUTE_OFF(listen), CONF_NOAUX, CONF_F_REQUIRED,	\
 	    0, 0, NULL)							\

@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 
 #include "conf.h"
+#include "pc.h"
 #include "wan.h"
 #include "wm_util.h"
 
@@ -163,6 +164,12 @@ struct gw_mig {
 		uint32_t shut_value;
 	} rp;
 	bool confirmed;
+	/* The page codec: outbound, what the encoders did (closed streams;
+	 * gw_mig_codec() adds the live ones); inbound, only whether the
+	 * streams came encoded. */
+	bool encoded;
+	enum pc_algo algo;
+	struct pc_stats codec;
 	/* Inbound, completed: announcing the VM here (gw_rarp.c; owned,
 	 * freed by gw_rarp_mig_cleanup()). */
 	struct gw_rarp *announce;
@@ -221,6 +228,9 @@ void gw_peers_free(struct gw *gw);
 struct gw_peer *gw_peer_find(struct gw *gw, const char *name);
 /* A ready link to the peer (dialled preferred), or NULL. */
 struct gw_link *gw_peer_link(struct gw_peer *p);
+/* The rate toward a peer, bytes/s: its shaper's, else the link's measured
+ * one; 0 if neither is known. */
+uint64_t gw_peer_rate_Bps(struct gw *gw, const char *name);
 bool gw_peer_connected(struct gw_peer *p);
 
 /* gw_route.c */
@@ -246,6 +256,8 @@ const char *gw_mig_state_name(enum gw_mig_state s);
  * destination, raw bytes of the return path, tunnel bytes both ways. */
 void gw_mig_totals(const struct gw_mig *m, uint64_t *fwd, uint64_t *ret,
     uint64_t *wan);
+/* The encoders' figures of an outbound migration, live streams included. */
+void gw_mig_codec(const struct gw_mig *m, struct pc_stats *st);
 
 /* gw_ctl.c */
 int gw_ctl_listen(struct gw *gw);

@@ -97,6 +97,29 @@ peer_json(struct gw_peer *p)
 	return o;
 }
 
+/* What the page codec did for an outbound migration. */
+static struct json_object *
+codec_json(const struct gw_mig *m)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *pages = json_object_new_object();
+	struct pc_stats st;
+
+	gw_mig_codec(m, &st);
+	add_str(o, "algo", pc_algo_name(m->algo));
+	for (int c = 0; c < PC_NCLASS; c++)
+		add_u64(pages, pc_class_name((enum pc_class)c), st.pages[c]);
+	json_object_object_add(o, "pages", pages);
+	add_u64(o, "raw_bytes", st.raw_bytes);
+	add_u64(o, "wan_bytes", st.enc_bytes);
+	json_object_object_add(o, "ratio", json_object_new_double(
+	    st.raw_bytes ? (double)st.enc_bytes / (double)st.raw_bytes : 0));
+	add_u64(o, "blocks", st.blocks);
+	if (st.opaque)
+		add_str(o, "opaque_from", st.opaque_why);
+	return o;
+}
+
 static struct json_object *
 mig_json(struct gw_mig *m)
 {
@@ -136,6 +159,9 @@ mig_json(struct gw_mig *m)
 	}
 	if (m->state == GW_MIG_FAILED)
 		add_str(o, "error", m->error);
+	json_object_object_add(o, "encoded", json_object_new_boolean(m->encoded));
+	if (m->encoded && !m->inbound)
+		json_object_object_add(o, "codec", codec_json(m));
 	if (m->announce != NULL)
 		json_object_object_add(o, "announce", gw_rarp_mig_json(m));
 	return o;

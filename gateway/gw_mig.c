@@ -133,6 +133,32 @@ gw_mig_totals(const struct gw_mig *m, uint64_t *fwd, uint64_t *ret, uint64_t *wa
 }
 
 static void
+codec_add(struct pc_stats *sum, const struct pc_stats *s)
+{
+	for (int c = 0; c < PC_NCLASS; c++)
+		sum->pages[c] += s->pages[c];
+	sum->raw_bytes += s->raw_bytes;
+	sum->enc_bytes += s->enc_bytes;
+	sum->blocks += s->blocks;
+	if (s->opaque && !sum->opaque) {
+		sum->opaque = true;
+		memcpy(sum->opaque_why, s->opaque_why, sizeof(sum->opaque_why));
+	}
+}
+
+void
+gw_mig_codec(const struct gw_mig *m, struct pc_stats *st)
+{
+	const struct gw_stream *gs;
+	struct pc_stats s;
+
+	*st = m->codec;
+	TAILQ_FOREACH(gs, &m->streams, entry)
+		if (gs->ws != NULL && wan_stream_codec_stats(gs->ws, &s))
+			codec_add(st, &s);
+}
+
+static void
 mig_finish_if_empty(struct gw_mig *m)
 {
 	struct gw *gw = m->gw;
@@ -238,7 +264,10 @@ stream_closed(struct wan_stream *ws, enum wan_close_how how, const char *why,
 	struct gw_stream *gs = arg;
 	struct gw_mig *m = gs->mig;
 	const struct wan_stream_stats *st = wan_stream_get_stats(ws);
+	struct pc_stats cs;
 
+	if (wan_stream_codec_stats(ws, &cs))
+		codec_add(&m->codec, &cs);
 	m->bytes_fwd += m->inbound ? st->local_out : st->local_in;
 	m->bytes_ret += m->inbound ? st->local_in : st->local_out;
 	m->bytes_wan += st->wan_out + st->wan_in;
@@ -371,6 +400,43 @@ stream_new(struct gw_mig *m)
 
 /* ---- outbound ---------------------------------------------------------- */
 
+/*
+ * Whether a stream toward peer goes through the page codec, and with what.
+ * Only the main channel (the first connection) is parsed for pages; the
+ * others (multifd) are compressed as they are. codec = none with both
+ * caches at 0 turns the codec off: the stream is relayed as it is.
+ */
+static bool
+codec_wanted(struct gw *gw, const char *peer, bool main_channel,
+    struct pc_params *pp)
+{
+	const struct conf_peer *cp = conf_peer_find(gw->conf, peer);
+
+	memset(pp, 0, sizeof(*pp));
+	if (cp == NULL || (cp->codec == CONF_CODEC_NONE &&
+	    cp->xbzrle_cache == 0 && cp->dedup_cache == 0))
+		return false;
+	switch (cp->codec) {
+	case CONF_CODEC_NONE:
+		pp->algo = PC_ALGO_NONE;
+		break;
+	case CONF_CODEC_LZ4:
+		pp->algo = PC_ALGO_LZ4;
+		break;
+	case CONF_CODEC_ZSTD:
+		pp->algo = PC_ALGO_ZSTD;
+		break;
+	default:
+		pp->algo = pc_algo_auto(gw_peer_rate_Bps(gw, peer));
+		break;
+	}
+	pp->level = 1;
+	pp->parse = main_channel;
+	pp->xbzrle_cache = main_channel ? cp->xbzrle_cache : 0;
+	pp->dedup_cache = main_channel ? cp->dedup_cache : 0;
+	return true;
+}
+
 void
 gw_mig_accept(struct gw *gw, struct gw_route *r, evutil_socket_t fd,
     const struct sockaddr *sa, int salen)
@@ -382,6 +448,7 @@ gw_mig_accept(struct gw *gw, struct gw_route *r, evutil_socket_t fd,
 	struct gw_stream *gs;
 	struct bufferevent *bev;
 	struct wan_open o;
+	struct pc_params pp;
 	char src[WM_ADDRSTRLEN];
 
 	(void)salen;
@@ -449,9 +516,24 @@ gw_mig_accept(struct gw *gw, struct gw_route *r, evutil_socket_t fd,
 	o.index = gs->index;
 	snprintf(o.route, sizeof(o.route), "%s", r->name);
 	snprintf(o.target, sizeof(o.target), "%s", m->target);
+	if (codec_wanted(gw, cr->peer, gs->index == 0, &pp)) {
+		o.flags |= WAN_OPEN_ENCODED;
+		m->encoded = true;
+		m->algo = pp.algo;
+	}
 	gs->ws = bev ? wan_stream_open(m->link->wl, bev, &o, &stream_cbs, gs) : NULL;
 	if (gs->ws != NULL)
 		wan_stream_set_shapers(gs->ws, peer->shaper, m->cap);
+	if (gs->ws != NULL && (o.flags & WAN_OPEN_ENCODED)) {
+		struct pc_enc *e = pc_enc_new(&pp);
+
+		/* the OPEN went out: without the encoder the stream is void */
+		if (e == NULL || wan_stream_set_encoder(gs->ws, e) != 0) {
+			wan_stream_reset(gs->ws, WAN_RST_ERROR,
+			    "out of memory for the encoder");
+			return;
+		}
+	}
 	if (gs->ws == NULL) {
 		if (bev == NULL)
 			reset_fd(fd);
@@ -559,6 +641,17 @@ gw_mig_remote_open(struct gw_link *gl, struct wan_stream *ws,
 		    gw->conf->site.name);
 		return -1;
 	}
+	if (o->flags & WAN_OPEN_ENCODED) {
+		/* The sender's caches may not exceed ours (the decoder checks
+		 * its preface against these). */
+		struct pc_dec_limits lim = { cp->xbzrle_cache, cp->dedup_cache };
+		struct pc_dec *d = pc_dec_new(&lim);
+
+		if (d == NULL || wan_stream_set_decoder(ws, d) != 0) {
+			snprintf(why, whylen, "out of memory for the decoder");
+			return -1;
+		}
+	}
 	if (wm_addr_parse(o->target, &target) != 0) {
 		snprintf(why, whylen, "bad target \"%s\"", o->target);
 		log_warnx("peer %s: route %s: %s", peer->name, o->route, why);
@@ -612,6 +705,8 @@ gw_mig_remote_open(struct gw_link *gl, struct wan_stream *ws,
 		return -1;
 	}
 	gs->ws = ws;
+	if (o->flags & WAN_OPEN_ENCODED)
+		m->encoded = true;
 	/* The first connection is QEMU's main channel: the return path. */
 	wan_stream_set_cbs(ws, gs->index == 0 ? &main_in_cbs : &stream_cbs, gs);
 	wan_stream_set_shapers(ws, peer->shaper, NULL);

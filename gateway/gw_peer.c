@@ -673,3 +673,19 @@ gw_set_peer_rate(struct gw *gw, const char *peer, uint64_t bps, char *err,
 	    wm_rate_format(bps, r, sizeof(r)));
 	return 0;
 }
+
+uint64_t
+gw_peer_rate_Bps(struct gw *gw, const char *name)
+{
+	struct gw_peer *p = gw_peer_find(gw, name);
+	struct gw_link *gl = p ? gw_peer_link(p) : NULL;
+	struct wan_link_stats st;
+	uint64_t bps = p && p->shaper ? wan_shaper_rate(p->shaper) : 0;
+
+	if (bps != 0)
+		return bps / 8;
+	if (gl == NULL || gl->wl == NULL)
+		return 0;
+	wan_link_get_stats(gl->wl, &st);
+	return st.path_Bps;
+}

@@ -167,6 +167,8 @@ struct wan_link_stats {
 	uint64_t inflight;       /* stream bytes sent, not yet written out
 	                            at the far end (credited back) */
 	uint64_t inflight_cap;   /* the bound in force, see wan_link_set_rate */
+	uint64_t path_Bps;       /* the path's rate as measured (delivery rate
+	                            or the kernel's BBR estimate), 0 unknown */
 };
 /* Counters; valid while the link lives. */
 void wan_link_get_stats(const struct wan_link *l, struct wan_link_stats *st);
@@ -236,5 +238,22 @@ void wan_stream_set_shapers(struct wan_stream *s, struct wan_shaper *a,
     struct wan_shaper *b);
 
 const struct wan_stream_stats *wan_stream_get_stats(const struct wan_stream *s);
+
+struct pc_enc;
+struct pc_dec;
+struct pc_stats;
+/*
+ * The page codec (compress/pc.h) on a stream. An encoder turns what the
+ * local hypervisor sends into the codec's stream (the peer must decode it:
+ * WAN_OPEN_ENCODED); set it right after wan_stream_open, before the loop
+ * runs. A decoder turns what the peer sends back into the hypervisor's
+ * bytes; set it in the open callback, before wan_stream_attach. Either
+ * way the stream takes ownership (also on failure: -1). Windows, credit and
+ * the in-flight bound then count encoded bytes.
+ */
+int wan_stream_set_encoder(struct wan_stream *s, struct pc_enc *e);
+int wan_stream_set_decoder(struct wan_stream *s, struct pc_dec *d);
+/* The encoder's figures; false if the stream has none. */
+bool wan_stream_codec_stats(const struct wan_stream *s, struct pc_stats *st);
 
 #endif

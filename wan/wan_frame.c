@@ -240,8 +240,9 @@ wan_open_encode(uint8_t *buf, size_t cap, const struct wan_open *m)
 	buf[8] = (uint8_t)(m->index >> 8);
 	buf[9] = (uint8_t)m->index;
 	if (put_str(buf, cap, &off, m->route) != 0 ||
-	    put_str(buf, cap, &off, m->target) != 0)
+	    put_str(buf, cap, &off, m->target) != 0 || off >= cap)
 		return WM_ERR_TOOBIG;
+	buf[off++] = m->flags;
 	return (int)off;
 }
 
@@ -259,6 +260,13 @@ wan_open_decode(const uint8_t *p, size_t len, struct wan_open *m)
 	take_str(&c, m->target, sizeof(m->target));
 	if (!c.bad && (m->route[0] == '\0' || m->target[0] == '\0'))
 		return WM_ERR_PROTO;
+	m->flags = 0;
+	if (!c.bad && c.left > 0) {
+		h = take(&c, 1);
+		if (h == NULL || (h[0] & ~WAN_OPEN_ENCODED) != 0)
+			return WM_ERR_PROTO;
+		m->flags = h[0];
+	}
 	return finish(&c);
 }
 

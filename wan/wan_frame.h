@@ -98,11 +98,16 @@ struct wan_hello {
 	char site[256];
 };
 
+/* OPEN flags */
+#define WAN_OPEN_ENCODED 0x01   /* the stream's bytes are the page codec's
+                                   (compress/pc.h), not the hypervisor's */
+
 struct wan_open {
 	uint64_t migration;
 	uint16_t index;
 	char route[256];
 	char target[256];
+	uint8_t flags;          /* WAN_OPEN_*; absent on the wire means 0 */
 };
 
 struct wan_rst {

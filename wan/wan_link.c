@@ -35,6 +35,7 @@
 #include <openssl/rand.h>
 #include <xxhash.h>
 
+#include "pc.h"
 #include "wm_log.h"
 #include "wm_util.h"
 
@@ -49,6 +50,9 @@
 #define HOL_MS 20                  /* head-of-line check period */
 #define AUTO_SAMPLES 40            /* delivery rate, max of 10 s of ticks */
 #define AUTO_MIN_CAP (2u << 20)    /* measured bound never below this */
+#define ENC_CHUNK (256u << 10)     /* hypervisor bytes per encoder call */
+#define ENC_LOW (256u << 10)       /* encode more below this much queued */
+#define DEC_OUT_HIGH (512u << 10)  /* decoded, not yet taken: decode no more */
 
 struct wan_stream {
 	struct wan_link *link;
@@ -69,6 +73,14 @@ struct wan_stream {
 	struct wan_stream_cbs cbs;
 	void *arg;
 	struct wan_stream_stats st;
+	/* page codec (compress/pc.h), one direction each */
+	struct pc_enc *enc;              /* encodes what the hypervisor sends */
+	struct pc_buf encbuf;            /* its output, before encq */
+	struct evbuffer *encq;           /* encoded, not yet framed */
+	bool enc_done;                   /* END is in encq */
+	struct pc_dec *dec;              /* decodes what the peer sends */
+	struct evbuffer *decq;           /* received, not yet decoded */
+	size_t dec_early;                /* its head, credited already */
 };
 TAILQ_HEAD(wan_stream_list, wan_stream);
 
@@ -132,6 +144,7 @@ struct wan_link {
 	double rate[AUTO_SAMPLES];       /* delivery rate samples, bytes/s */
 	unsigned rate_i;
 	double auto_best;                /* rate at the last growth */
+	double path_Bps;                 /* best estimate of the path's rate */
 	unsigned auto_flat;              /* samples since it last grew */
 	unsigned pump_gen;
 	struct event *timer, *reap, *unblock, *breakev, *holev;
@@ -407,6 +420,13 @@ stream_finish(struct wan_stream *s, enum wan_close_how how, const char *why)
 		evbuffer_free(s->pending);
 	if (s->cbs.closed != NULL)
 		s->cbs.closed(s, how, why, s->arg);
+	pc_enc_free(s->enc);
+	pc_buf_cleanup(&s->encbuf);
+	if (s->encq != NULL)
+		evbuffer_free(s->encq);
+	pc_dec_free(s->dec);
+	if (s->decq != NULL)
+		evbuffer_free(s->decq);
 	free(s);
 }
 
@@ -435,6 +455,10 @@ stream_try_shut(struct wan_stream *s)
 	if (s->local == NULL || !s->fin_rcvd || s->shut_wr)
 		return;
 	if (evbuffer_get_length(bufferevent_get_output(s->local)) != 0)
+		return;
+	/* still decoding, or (see stream_decode) about to fail */
+	if (s->dec != NULL && (evbuffer_get_length(s->decq) != 0 ||
+	    !pc_dec_done(s->dec)))
 		return;
 	shutdown(bufferevent_getfd(s->local), SHUT_WR);
 	s->shut_wr = true;
@@ -491,18 +515,77 @@ stream_observe(struct wan_stream *s, struct evbuffer *in, size_t len)
  * FIN after the last byte. Each DATA frame carries the XXH3-64 of its
  * bytes, checked by the receiver before it writes them out.
  */
+/*
+ * Runs hypervisor bytes through the encoder into encq while less than
+ * ENC_LOW waits there, so the bytes held between the hypervisor and the
+ * WAN stay about one block more than without it. Once the input has run
+ * dry and nothing encoded waits to go, the block in progress is ended at
+ * once: the source going quiet (the VM stopped: the last round and the
+ * device state) must not wait for more. While the WAN is the bottleneck
+ * blocks grow instead, which costs no time and compresses better.
+ * Returns -1 after resetting the stream.
+ */
+static int
+stream_encode(struct wan_stream *s, struct evbuffer *in)
+{
+	int r = 0;
+
+	while (r == 0 && evbuffer_get_length(s->encq) < ENC_LOW) {
+		size_t n = evbuffer_get_length(in);
+		uint8_t *p;
+
+		if (n == 0) {
+			if (s->local_eof && !s->enc_done) {
+				r = pc_enc_finish(s->enc, &s->encbuf);
+				s->enc_done = true;
+			} else if (evbuffer_get_length(s->encq) == 0) {
+				r = pc_enc_flush(s->enc, &s->encbuf);
+			}
+		} else {
+			if (n > ENC_CHUNK)
+				n = ENC_CHUNK;
+			if ((p = evbuffer_pullup(in, (ev_ssize_t)n)) == NULL) {
+				r = -1;
+				break;
+			}
+			if (s->cbs.observe != NULL)
+				stream_observe(s, in, n);
+			r = pc_enc_feed(s->enc, p, n, &s->encbuf);
+			evbuffer_drain(in, n);
+			s->st.local_in += n;
+		}
+		if (s->encbuf.len > 0) {
+			if (evbuffer_add(s->encq, s->encbuf.p, s->encbuf.len) != 0)
+				r = -1;
+			s->encbuf.len = 0;
+		}
+		if (n == 0)
+			break;
+	}
+	if (r != 0) {
+		wan_stream_reset(s, WAN_RST_ERROR, "out of memory in the encoder");
+		return -1;
+	}
+	return 0;
+}
+
 static void
 stream_pump(struct wan_stream *s)
 {
 	struct wan_link *l = s->link;
-	struct evbuffer *in;
+	struct evbuffer *in, *src;
 	size_t len;
 
 	if (s->local == NULL || s->fin_sent || l->dead || l->broken ||
 	    l->nready == 0)
 		return;
 	in = bufferevent_get_input(s->local);
-	while ((len = evbuffer_get_length(in)) > 0 && s->send_credit > 0) {
+	src = s->enc != NULL ? s->encq : in;
+	for (;;) {
+		if (s->enc != NULL && stream_encode(s, in) != 0)
+			return;
+		if ((len = evbuffer_get_length(src)) == 0 || s->send_credit == 0)
+			break;
 		struct wan_conn *c;
 		struct rtx *r;
 		uint8_t *p;
@@ -536,12 +619,12 @@ stream_pump(struct wan_stream *s)
 		}
 		wan_shaper_charge(s->shaper[0], WAN_FRAME_HDR + DATA_SUM + len);
 		wan_shaper_charge(s->shaper[1], WAN_FRAME_HDR + DATA_SUM + len);
-		if (s->cbs.observe != NULL)
+		if (s->cbs.observe != NULL && s->enc == NULL)
 			stream_observe(s, in, len);
 		if ((r = rtx_new(l, WAN_DATA, s->id, DATA_SUM + len)) == NULL)
 			return;
 		p = r->buf + WAN_FRAME_HDR;
-		if (evbuffer_remove(in, p + DATA_SUM, len) != (int)len) {
+		if (evbuffer_remove(src, p + DATA_SUM, len) != (int)len) {
 			free(r);
 			link_break(l);
 			return;
@@ -554,11 +637,13 @@ stream_pump(struct wan_stream *s)
 		}
 		s->send_credit -= len;
 		l->inflight += len;
-		s->st.local_in += len;
+		if (s->enc == NULL)
+			s->st.local_in += len;
 		s->st.wan_out += r->len;
 		link_push(l, r, r->len - WAN_FRAME_HDR, c);
 	}
-	if (s->local_eof && evbuffer_get_length(in) == 0) {
+	if (s->local_eof && evbuffer_get_length(in) == 0 &&
+	    evbuffer_get_length(src) == 0 && (s->enc == NULL || s->enc_done)) {
 		send_seq(l, WAN_FIN, s->id, NULL, 0);
 		s->fin_sent = true;
 		s->st.wan_out += WAN_FRAME_HDR;
@@ -576,11 +661,19 @@ local_readcb(struct bufferevent *b, void *arg)
 	stream_pump(arg);
 }
 
+static int stream_decode(struct wan_stream *s);
+
 static void
 local_writecb(struct bufferevent *b, void *arg)
 {
+	struct wan_stream *s = arg;
+
 	(void)b;
-	stream_try_shut(arg);
+	if (s->dec != NULL) {
+		(void)stream_decode(s); /* may reset s */
+		return;
+	}
+	stream_try_shut(s);
 }
 
 static void
@@ -609,27 +702,119 @@ local_eventcb(struct bufferevent *b, short what, void *arg)
 	}
 }
 
+/* Hands n bytes of credit back, in WINDOW frames of at least an eighth of
+ * the window, or at once when all is (the buffer ran empty). */
+static void
+stream_credit(struct wan_stream *s, size_t n, bool all)
+{
+	struct wan_link *l = s->link;
+
+	s->to_credit += n;
+	if (l->dead || s->to_credit == 0)
+		return;
+	if (s->to_credit >= l->p.window / 8 || all) {
+		send_u32(l, WAN_WINDOW, s->id, (uint32_t)s->to_credit);
+		s->recv_unacked -= s->to_credit;
+		s->to_credit = 0;
+	}
+}
+
+/*
+ * Decodes received bytes into the hypervisor's output while it holds less
+ * than DEC_OUT_HIGH, a unit (block) at a time; the encoded bytes a block
+ * took are credited back then, so the window bounds what waits on both
+ * sides of the decoder. The bytes of a unit that has not fully arrived are
+ * credited at once: the sender must be able to complete it whatever the
+ * in-flight bound (which may be smaller than a block), and they are at
+ * most one unit more. A unit's bytes reach the output only once they
+ * match its checksum; a failure resets the stream (fail closed), and so
+ * does a FIN before the encoder's END record. Returns -1 if it reset s.
+ */
+static int
+stream_decode(struct wan_stream *s)
+{
+	struct evbuffer *out;
+	char why[256];
+
+	if (s->local == NULL || s->dead)
+		return 0;
+	out = bufferevent_get_output(s->local);
+	while (evbuffer_get_length(out) < DEC_OUT_HIGH) {
+		size_t avail = evbuffer_get_length(s->decq), olen, peek, k;
+		struct evbuffer_iovec v = { NULL, 0 };
+		uint8_t *p;
+		long need;
+
+		if (avail == 0)
+			break;
+		peek = avail < PC_BLOCK_HDR ? avail : PC_BLOCK_HDR;
+		p = evbuffer_pullup(s->decq, (ev_ssize_t)peek);
+		need = p ? pc_dec_next(s->dec, p, peek, &olen, why, sizeof(why)) : -1;
+		if (p == NULL)
+			snprintf(why, sizeof(why), "out of memory");
+		if (need < 0)
+			goto fail;
+		if (need == 0 || (size_t)need > avail) {
+			/* incomplete: credit what came of it */
+			stream_credit(s, avail - s->dec_early, true);
+			s->dec_early = avail;
+			break;
+		}
+		if ((p = evbuffer_pullup(s->decq, need)) == NULL ||
+		    (olen > 0 && evbuffer_reserve_space(out, (ev_ssize_t)olen,
+		    &v, 1) != 1)) {
+			snprintf(why, sizeof(why), "out of memory");
+			goto fail;
+		}
+		if (pc_dec_unit(s->dec, p, (size_t)need, v.iov_base, why,
+		    sizeof(why)) != 0)
+			goto fail;
+		if (olen > 0) {
+			v.iov_len = olen;
+			evbuffer_commit_space(out, &v, 1);
+		}
+		evbuffer_drain(s->decq, (size_t)need);
+		k = s->dec_early < (size_t)need ? s->dec_early : (size_t)need;
+		s->dec_early -= k;
+		stream_credit(s, (size_t)need - k,
+		    evbuffer_get_length(s->decq) == 0);
+	}
+	if (s->fin_rcvd && evbuffer_get_length(s->decq) == 0 &&
+	    !pc_dec_done(s->dec)) {
+		/* a clean end, but not the encoder's: never pass it on as
+		 * one (the destination would take a truncated stream for a
+		 * whole one) */
+		snprintf(why, sizeof(why), "the encoded stream ended before "
+		    "its end record");
+		goto fail;
+	}
+	stream_try_shut(s);
+	return 0;
+fail:
+	log_warnx("stream %u: decoder: %s", s->id, why);
+	{
+		char msg[300];
+
+		snprintf(msg, sizeof(msg), "decoder: %s", why);
+		wan_stream_reset(s, WAN_RST_PROTO, msg);
+	}
+	return -1;
+}
+
 /* Counts bytes the hypervisor took and hands the credit back. */
 static void
 local_outcb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
     void *arg)
 {
 	struct wan_stream *s = arg;
-	struct wan_link *l = s->link;
 
 	(void)buf;
 	if (info->n_deleted == 0 || s->dead)
 		return;
 	s->st.local_out += info->n_deleted;
-	s->to_credit += info->n_deleted;
-	if (l->dead)
-		return;
-	if (s->to_credit >= l->p.window / 8 || info->orig_size ==
-	    info->n_deleted) {
-		send_u32(l, WAN_WINDOW, s->id, (uint32_t)s->to_credit);
-		s->recv_unacked -= s->to_credit;
-		s->to_credit = 0;
-	}
+	if (s->dec != NULL)
+		return; /* credit goes back as the decoder takes the bytes */
+	stream_credit(s, info->n_deleted, info->orig_size == info->n_deleted);
 }
 
 static void
@@ -642,6 +827,8 @@ stream_hook_local(struct wan_stream *s, struct bufferevent *b)
 	bufferevent_set_max_single_read(b, IO_CHUNK);
 	bufferevent_set_max_single_write(b, IO_CHUNK);
 	s->out_cb = evbuffer_add_cb(bufferevent_get_output(b), local_outcb, s);
+	if (s->dec != NULL) /* decode more once the output ran this low */
+		bufferevent_setwatermark(b, EV_WRITE, DEC_OUT_HIGH / 2, 0);
 	bufferevent_enable(b, EV_READ | EV_WRITE);
 }
 
@@ -721,8 +908,46 @@ wan_stream_attach(struct wan_stream *s, struct bufferevent *bev)
 	}
 	/* The shut cannot end the stream here (nothing was sent yet, so no
 	 * FIN); the pump may, so it goes last. */
-	stream_try_shut(s);
+	if (s->dec != NULL) {
+		if (stream_decode(s) != 0)
+			return;
+	} else {
+		stream_try_shut(s);
+	}
 	stream_pump(s);
+}
+
+int
+wan_stream_set_encoder(struct wan_stream *s, struct pc_enc *e)
+{
+	if (s->st.local_in != 0 || s->enc != NULL ||
+	    (s->encq = evbuffer_new()) == NULL) {
+		pc_enc_free(e);
+		return -1;
+	}
+	s->enc = e;
+	return 0;
+}
+
+int
+wan_stream_set_decoder(struct wan_stream *s, struct pc_dec *d)
+{
+	if (s->st.wan_in > WAN_FRAME_HDR + WAN_CTRL_MAX || s->dec != NULL ||
+	    s->local != NULL || (s->decq = evbuffer_new()) == NULL) {
+		pc_dec_free(d);
+		return -1;
+	}
+	s->dec = d;
+	return 0;
+}
+
+bool
+wan_stream_codec_stats(const struct wan_stream *s, struct pc_stats *st)
+{
+	if (s->enc == NULL)
+		return false;
+	pc_enc_get_stats(s->enc, st);
+	return true;
 }
 
 const struct wan_stream_stats *
@@ -810,6 +1035,14 @@ recv_data(struct wan_link *l, const struct wan_frame_hdr *h,
 	}
 	s->recv_unacked += len;
 	s->st.wan_in += WAN_FRAME_HDR + h->length;
+	if (s->dec != NULL) {
+		if (evbuffer_remove_buffer(src, s->decq, len) != (int)len) {
+			link_fail(l, "out of memory moving stream data");
+			return;
+		}
+		(void)stream_decode(s);
+		return;
+	}
 	if (evbuffer_remove_buffer(src, s->local != NULL ?
 	    bufferevent_get_output(s->local) : s->pending, len) != (int)len)
 		link_fail(l, "out of memory moving stream data");
@@ -828,7 +1061,10 @@ recv_stream_ctrl(struct wan_link *l, const struct wan_frame_hdr *h,
 	switch (h->type) {
 	case WAN_FIN:
 		s->fin_rcvd = true;
-		stream_try_shut(s);
+		if (s->dec != NULL)
+			(void)stream_decode(s);
+		else
+			stream_try_shut(s);
 		break;
 	case WAN_RST: {
 		struct wan_rst r;
@@ -1361,6 +1597,7 @@ link_auto_cap(struct wan_link *l)
 			rtt = c->min_rtt_ms;
 		btlbw += conn_bbr_bw(c);
 	}
+	l->path_Bps = btlbw > max ? btlbw : max;
 	if (rtt < 0)
 		return;
 	if (l->rate_Bps != 0) {
@@ -1559,6 +1796,7 @@ wan_link_get_stats(const struct wan_link *l, struct wan_link_stats *st)
 	st->unacked = l->rtx_bytes;
 	st->conns = l->nready;
 	st->conns_pending = 0;
+	st->path_Bps = (uint64_t)l->path_Bps;
 	TAILQ_FOREACH(c, &l->conns, entry) {
 		st->bytes_sent += c->bytes_sent;
 		st->bytes_received += c->bytes_received;

@@ -293,6 +293,24 @@ print_announce(FILE *f, struct json_object *an)
 		fprintf(f, "      announce error: %s\n", cli_jstr(an, "error"));
 }
 
+/* The page codec's work on a migration, one line. */
+static void
+print_codec(FILE *f, struct json_object *c)
+{
+	struct json_object *pg = NULL;
+	char b1[32], b2[32];
+
+	json_object_object_get_ex(c, "pages", &pg);
+	fprintf(f, "      codec: %s, %s -> %s (%.3f); pages: %" PRIu64 " zero, "
+	    "%" PRIu64 " dedup, %" PRIu64 " delta, %" PRIu64 " literal, "
+	    "%" PRIu64 " opaque\n", cli_jstr(c, "algo"),
+	    cli_bytes(cli_ju64(c, "raw_bytes"), b1, sizeof(b1)),
+	    cli_bytes(cli_ju64(c, "wan_bytes"), b2, sizeof(b2)),
+	    cli_jdbl(c, "ratio", NULL), cli_ju64(pg, "zero"),
+	    cli_ju64(pg, "dedup"), cli_ju64(pg, "delta"),
+	    cli_ju64(pg, "literal"), cli_ju64(pg, "opaque"));
+}
+
 void
 cli_print_migrations(FILE *f, struct json_object *st)
 {
@@ -331,6 +349,8 @@ cli_print_migrations(FILE *f, struct json_object *st)
 		    cli_jstr(m, "target"));
 		if (strcmp(cli_jstr(m, "state"), "failed") == 0)
 			fprintf(f, "      error: %s\n", cli_jstr(m, "error"));
+		if (json_object_object_get_ex(m, "codec", NULL))
+			print_codec(f, json_object_object_get(m, "codec"));
 		if (json_object_object_get_ex(m, "announce", NULL))
 			print_announce(f, json_object_object_get(m, "announce"));
 	}

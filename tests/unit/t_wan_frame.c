@@ -134,7 +134,8 @@ test_hello(void **state)
 static void
 test_open(void **state)
 {
-	struct wan_open o = { 0x1122334455667788ull, 3, "to-west", "10.98.2.10:4444" }, g;
+	struct wan_open o = { 0x1122334455667788ull, 3, "to-west", "10.98.2.10:4444",
+		WAN_OPEN_ENCODED }, g;
 	uint8_t b[WAN_CTRL_MAX];
 	int n;
 
@@ -146,6 +147,13 @@ test_open(void **state)
 	assert_int_equal(g.index, 3);
 	assert_string_equal(g.route, "to-west");
 	assert_string_equal(g.target, "10.98.2.10:4444");
+	assert_int_equal(g.flags, WAN_OPEN_ENCODED);
+	/* without the flags byte (an older peer): 0; unknown flags: refused */
+	assert_int_equal(wan_open_decode(b, (size_t)n - 1, &g), 0);
+	assert_int_equal(g.flags, 0);
+	b[n - 1] = 0x80;
+	assert_int_equal(wan_open_decode(b, (size_t)n, &g), WM_ERR_PROTO);
+	b[n - 1] = WAN_OPEN_ENCODED;
 	/* embedded NUL in a string */
 	b[11] = '\0';
 	assert_int_equal(wan_open_decode(b, (size_t)n, &g), WM_ERR_PROTO);
@@ -190,7 +198,7 @@ test_rst_and_ints(void **state)
 static void
 test_mutations(void **state)
 {
-	struct wan_open o = { 7, 1, "r", "1.2.3.4:5" }, g;
+	struct wan_open o = { 7, 1, "r", "1.2.3.4:5", 0 }, g;
 	struct wan_hello h = { .version = 2, .window = 65536, .reorder = 1u << 20,
 		.session = 9, .send_next = 1, .recv_next = 1, .site = "site" }, hg;
 	uint8_t b[64], m[64];
