@@ -169,8 +169,8 @@ struct pc_parser_cbs {
 struct pc_parser *pc_parser_new(const struct pc_parser_cbs *cbs, void *arg);
 void pc_parser_free(struct pc_parser *ps);
 /* Feeds n bytes; returns how many were consumed: the rest (an incomplete
- * record, at most one page and its header) must be fed again, followed by
- * more bytes. */
+ * record: at most two pages and a header, for a COMPRESS_PAGE) must be fed
+ * again, followed by more bytes. */
 size_t pc_parser_feed(struct pc_parser *ps, const uint8_t *p, size_t n);
 bool pc_parser_opaque(const struct pc_parser *ps, const char **why);
 /* Takes everything from now on as raw bytes (why: a static string). */

@@ -260,12 +260,14 @@ step(struct pc_parser *ps, const uint8_t *p, size_t avail)
 		if (avail < 2 || avail < 2 + (size_t)p[1] + 4)
 			return 0;
 		n = p[1];
-		ps->cbs.raw(ps->arg, p, 2 + n + 4);
+		/* Giving up leaves the bytes unconsumed: opaque mode sends
+		 * them, once. */
 		if (n == 30 && memcmp(p + 2, "configuration/target-page-bits", n) == 0) {
 			/* a page size other than x86's 4 KiB */
 			opaque(ps, "target page size");
 			return -1;
 		} else if (n == 18 && memcmp(p + 2, "configuration/uuid", n) == 0) {
+			ps->cbs.raw(ps->arg, p, 2 + n + 4);
 			ps->skip = 16;
 			ps->skip_next = PS_CONFIG_SUB;
 			ps->state = PS_SKIP;
