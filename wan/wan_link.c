@@ -42,6 +42,9 @@
 #define LOCAL_IN_HIGH (256u << 10) /* read-ahead from a hypervisor */
 #define MAX_STREAMS 256            /* per link: bounds memory to 256 windows */
 #define ACK_EVERY (256u << 10)     /* acknowledge at least this often */
+#define ACK_SOON (64u << 10)       /* less waits for the next HOL tick, so
+                                      that acknowledgements and credit do
+                                      not cost a packet per read */
 #define OOO_ENTRY_COST 1024        /* bookkeeping charged per held frame,
                                       both sides alike */
 #define OOO_RING 65536             /* frames held ahead of a gap, at most */
@@ -51,6 +54,7 @@
 #define AUTO_SAMPLES 40            /* delivery rate, max of 10 s of ticks */
 #define AUTO_MIN_CAP (2u << 20)    /* measured bound never below this */
 #define ENC_CHUNK (256u << 10)     /* hypervisor bytes per encoder call */
+#define MIN_FRAME (16u << 10)      /* DATA frames cut by the in-flight bound */
 #define ENC_LOW (256u << 10)       /* encode more below this much queued */
 #define DEC_OUT_HIGH (512u << 10)  /* decoded, not yet taken: decode no more */
 
@@ -603,8 +607,15 @@ stream_pump(struct wan_stream *s)
 				l->cap_blocked = true;
 				goto out;
 			}
-			if (len > l->inflight_cap - l->inflight)
+			if (len > l->inflight_cap - l->inflight) {
 				len = (size_t)(l->inflight_cap - l->inflight);
+				/* a sliver now would cost a TLS record and a
+				 * packet of its own: wait for credit instead */
+				if (len < MIN_FRAME) {
+					l->cap_blocked = true;
+					goto out;
+				}
+			}
 		}
 		if (len > s->send_credit)
 			len = (size_t)s->send_credit;
@@ -703,7 +714,8 @@ local_eventcb(struct bufferevent *b, short what, void *arg)
 }
 
 /* Hands n bytes of credit back, in WINDOW frames of at least an eighth of
- * the window, or at once when all is (the buffer ran empty). */
+ * the window, or ACK_SOON when all is (the buffer ran empty); less waits
+ * for the next HOL tick (link_flush_delayed). */
 static void
 stream_credit(struct wan_stream *s, size_t n, bool all)
 {
@@ -712,7 +724,8 @@ stream_credit(struct wan_stream *s, size_t n, bool all)
 	s->to_credit += n;
 	if (l->dead || s->to_credit == 0)
 		return;
-	if (s->to_credit >= l->p.window / 8 || all) {
+	if (s->to_credit >= l->p.window / 8 ||
+	    (all && s->to_credit >= ACK_SOON)) {
 		send_u32(l, WAN_WINDOW, s->id, (uint32_t)s->to_credit);
 		s->recv_unacked -= s->to_credit;
 		s->to_credit = 0;
@@ -1249,8 +1262,32 @@ link_conn_frame(struct wan_link *l, struct wan_conn *c,
 void
 link_conn_read_done(struct wan_link *l, struct wan_conn *c)
 {
-	if (!l->dead)
+	if (!l->dead && l->since_ack >= ACK_SOON)
 		send_ack(l, c);
+}
+
+/* Sends the acknowledgement and the stream credit that waited (at most
+ * HOL_MS) to go out together with more. */
+static void
+link_flush_delayed(struct wan_link *l)
+{
+	struct wan_conn *c;
+	struct wan_stream *s;
+
+	if (l->recv_next != l->ack_sent) {
+		TAILQ_FOREACH(c, &l->conns, entry)
+			if (c->ready && !c->dead && !c->broken)
+				break;
+		if (c != NULL)
+			send_ack(l, c);
+	}
+	TAILQ_FOREACH(s, &l->streams, entry) {
+		if (s->dead || s->to_credit == 0)
+			continue;
+		send_u32(l, WAN_WINDOW, s->id, (uint32_t)s->to_credit);
+		s->recv_unacked -= s->to_credit;
+		s->to_credit = 0;
+	}
 }
 
 /* ---- connections ------------------------------------------------------- */
@@ -1502,7 +1539,11 @@ link_holcb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (l->dead || r == NULL)
+	if (l->dead)
+		return;
+	if (l->nready > 0)
+		link_flush_delayed(l);
+	if (r == NULL)
 		return;
 	if (r->seq != l->head_seq || l->nready < 2) {
 		l->head_seq = r->seq;

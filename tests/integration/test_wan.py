@@ -54,15 +54,21 @@ class Topo:
     def down(self):
         subprocess.run([TOPO, "down"], env=self.env)
 
-    def wan_bytes(self):
-        """Ethernet bytes delivered across the link, both directions."""
-        total = 0
+    def wan_counters(self):
+        """Link counters, both directions summed: tx_bytes (Ethernet bytes
+        delivered), tx_frames, drop_queue (frames the link's queue
+        dropped: the senders resent them)."""
+        total = dict(tx_bytes=0, tx_frames=0, drop_queue=0)
         for line in self._run("stats").splitlines():
             for kv in line.split():
                 k, _, v = kv.partition("=")
-                if k == "tx_bytes":
-                    total += int(v)
+                if k in total:
+                    total[k] += int(v)
         return total
+
+    def wan_bytes(self):
+        """Ethernet bytes delivered across the link, both directions."""
+        return self.wan_counters()["tx_bytes"]
 
 
 def gateway_run(opts, topo, gdir, work):
@@ -98,6 +104,8 @@ def gateway_run(opts, topo, gdir, work):
             m = east.wait_migrations_done(1, 60)[0]
             fig["gw_raw_bytes"] = m["bytes_in"]
             fig["gw_wan_bytes"] = m["bytes_wan"]
+            fig["codec"] = m.get("codec")
+            fig["peer"] = east.peer("west")
             if opts.demo:
                 print(east.status_text(), flush=True)
         return one_run(opts, topo, gdir, work, "gateway", "tcp:10.98.2.10:4444",
@@ -123,14 +131,17 @@ def one_run(opts, topo, gdir, work, name, incoming, uri, during=None,
     with src, dst:
         src.wait_serial(r"wm-ready", 180)
         wmmig.configure(src, dst, bw_bytes=opts.max_bw << 20)
-        w0 = topo.wan_bytes()
+        w0 = topo.wan_counters()
         log("migrating (%s): %s" % (name, uri))
         fig = wmmig.migrate(src, dst, uri, during=during)
         if fig["status"] != "completed":
             log("FAIL: %s migration %s: %s" % (name, fig["status"],
                                               fig.get("error")))
             return None
-        fig["wan_bytes"] = topo.wan_bytes() - w0
+        w1 = topo.wan_counters()
+        fig["wan_bytes"] = w1["tx_bytes"] - w0["tx_bytes"]
+        fig["wan_frames"] = w1["tx_frames"] - w0["tx_frames"]
+        fig["wan_drops"] = w1["drop_queue"] - w0["drop_queue"]
         if after:
             after(fig)
         log("%s run: %s" % (name, wmmig.describe(fig)))
@@ -144,7 +155,9 @@ def summary(opts, gw, direct):
             ("downtime, QEMU's figure (ms)", "downtime_ms", 1, "%.0f"),
             ("downtime, end to end (ms)", "downtime_e2e_ms", 1, "%.0f"),
             ("bytes QEMU sent, RAM (MB)", "qemu_bytes", 1e-6, "%.1f"),
-            ("bytes across the WAN (MB)", "wan_bytes", 1e-6, "%.1f")]
+            ("bytes across the WAN (MB)", "wan_bytes", 1e-6, "%.1f"),
+            ("frames across the WAN", "wan_frames", 1, "%d"),
+            ("frames dropped by the link queue", "wan_drops", 1, "%d")]
     print("\n== summary: %s ms RTT, %s, loss %s, guest %d MiB RAM (fill %d MB, "
           "working set %d MB at %d pages/s), accelerator %s" % (
               opts.rtt_ms, opts.rate, opts.loss, opts.ram_kib >> 10,
@@ -162,6 +175,16 @@ def summary(opts, gw, direct):
         print("gateway: %.1f MB raw from QEMU, %.1f MB of tunnel frames "
               "(before TLS, both directions)" % (gw["gw_raw_bytes"] / 1e6,
                                                  gw["gw_wan_bytes"] / 1e6))
+    if gw and gw.get("peer"):
+        p = gw["peer"]
+        print("tunnel: %.1f MB of frames sent on its connections, %.1f MB of "
+              "them sent again (lost connection or head-of-line repair)" % (
+                  p.get("bytes_sent", 0) / 1e6, p.get("bytes_resent", 0) / 1e6))
+    if gw and gw.get("codec"):
+        c = gw["codec"]
+        print("codec: %s, %.1f MB -> %.1f MB (%.3f); pages: %s" % (
+            c["algo"], c["raw_bytes"] / 1e6, c["wan_bytes"] / 1e6, c["ratio"],
+            ", ".join("%d %s" % (v, k) for k, v in c["pages"].items())))
     sys.stdout.flush()
 
 
