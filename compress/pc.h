@@ -147,6 +147,9 @@ long pc_dec_next(struct pc_dec *d, const uint8_t *p, size_t avail,
  */
 int pc_dec_unit(struct pc_dec *d, const uint8_t *p, size_t len, uint8_t *out,
     char *err, size_t errlen);
+/* Test-only fault: from unit n on, every page read from a cache has one
+ * bit flipped, as a decoder whose memory went bad would see it (0: never). */
+void pc_dec_set_fault(struct pc_dec *d, uint64_t n);
 /* True once END arrived and matched. */
 bool pc_dec_done(const struct pc_dec *d);
 uint64_t pc_dec_memory(const struct pc_dec *d);

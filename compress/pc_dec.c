@@ -30,6 +30,7 @@ struct pc_dec {
 	uint64_t total;
 	uint64_t prev_key;
 	XXH3_state_t *digest;
+	uint64_t units, fault_at;
 };
 
 #define FAIL(...) do {                                  \
@@ -64,6 +65,12 @@ pc_dec_free(struct pc_dec *d)
 	free(d->ops);
 	XXH3_freeState(d->digest);
 	free(d);
+}
+
+void
+pc_dec_set_fault(struct pc_dec *d, uint64_t n)
+{
+	d->fault_at = n;
 }
 
 bool
@@ -260,6 +267,8 @@ run_ops(struct pc_dec *d, const uint8_t *o, size_t n, uint8_t *out,
 				FAIL("block %u: reference to dedup slot %u, which "
 				    "holds nothing", d->blockno, s);
 			memcpy(out + w, c->dpage + (size_t)s * PC_PAGE, PC_PAGE);
+			if (d->fault_at != 0 && d->units >= d->fault_at)
+				out[w + s % PC_PAGE] ^= 0x10; /* test fault */
 			xstore(d, key, out + w);
 			break;
 		case PC_OP_DELTA:
@@ -274,6 +283,8 @@ run_ops(struct pc_dec *d, const uint8_t *o, size_t n, uint8_t *out,
 				FAIL("block %u: delta against a page not held",
 				    d->blockno);
 			memcpy(out + w, c->xpage + (size_t)s * PC_PAGE, PC_PAGE);
+			if (d->fault_at != 0 && d->units >= d->fault_at)
+				out[w + s % PC_PAGE] ^= 0x10; /* test fault */
 			if (pc_delta_apply(out + w, o + at, len) != 0)
 				FAIL("block %u: malformed delta", d->blockno);
 			at += len;
@@ -302,6 +313,7 @@ pc_dec_unit(struct pc_dec *d, const uint8_t *p, size_t len, uint8_t *out,
 		return -1;
 	if (need == 0 || (size_t)need != len)
 		FAIL("incomplete unit");
+	d->units++;
 	if (!d->started)
 		return preface(d, p, err, errlen);
 	if (p[0] == 'E') {

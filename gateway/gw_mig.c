@@ -646,7 +646,16 @@ gw_mig_remote_open(struct gw_link *gl, struct wan_stream *ws,
 		 * its preface against these). */
 		struct pc_dec_limits lim = { cp->xbzrle_cache, cp->dedup_cache };
 		struct pc_dec *d = pc_dec_new(&lim);
+		const char *fault = getenv("WANMIGD_FAULT_DECODER");
 
+		/* Test-only fault knob: the decoder's caches go bad after
+		 * that many units (tests/integration/test_migrate.py). */
+		if (d != NULL && fault != NULL && o->index == 0) {
+			pc_dec_set_fault(d, strtoull(fault, NULL, 10));
+			log_warnx("fault injection: the decoder's caches of "
+			    "migration %" PRIu64 " go bad after unit %s",
+			    o->migration, fault);
+		}
 		if (d == NULL || wan_stream_set_decoder(ws, d) != 0) {
 			snprintf(why, whylen, "out of memory for the decoder");
 			return -1;

@@ -28,7 +28,7 @@ import wmtest  # noqa: E402
 from wmmig import log  # noqa: E402
 
 
-def gateways(work):
+def gateways(work, west_env=None):
     p = [wmtest.free_port() for _ in range(4)]
     east_wan, west_wan, route, dest = p
     certs = os.path.join(work, "certs")
@@ -44,7 +44,7 @@ def gateways(work):
         listen="127.0.0.1:%d" % west_wan,
         peers=[dict(name="east", targets=["127.0.0.0/8"])])
     east = wmgw.Gateway(ec, work, "east").start()
-    west = wmgw.Gateway(wc, work, "west").start()
+    west = wmgw.Gateway(wc, work, "west", env=west_env).start()
     east.wait_peer("west")
     return east, west, route, dest
 
@@ -88,17 +88,25 @@ def run_ok(opts, gdir, work):
 
 
 def run_kill(opts, gdir, work):
-    east, west, route, dest = gateways(work)
+    """The destination gateway is killed mid-migration (--kill-dest-gw), or
+    its decoder's caches go bad (--fault-decoder): either way the source
+    fails and runs on, the destination QEMU never resumes."""
+    env = None
+    if opts.fault_decoder:
+        env = dict(os.environ, WANMIGD_FAULT_DECODER="40")
+    east, west, route, dest = gateways(work, west_env=env)
     try:
         src, dst = wmmig.boot_pair(gdir, work, "tcp:127.0.0.1:%d" % dest)
         with src, dst:
             src.wait_serial(r"wm-ready", 120)
             # Slow enough that the kill lands mid-stream.
-            wmmig.configure(src, dst, multifd=opts.multifd, bw_bytes=8 << 20)
+            wmmig.configure(src, dst, multifd=opts.multifd,
+                            bw_bytes=(64 if opts.fault_decoder else 8) << 20)
             src.migrate("tcp:127.0.0.1:%d" % route)
-            time.sleep(3.0)
-            west.kill()
-            log("killed the destination gateway (SIGKILL)")
+            if not opts.fault_decoder:
+                time.sleep(3.0)
+                west.kill()
+                log("killed the destination gateway (SIGKILL)")
             info = src.wait_migration(60)
             log("source migration: %s" % info["status"])
             hb0 = src.last_heartbeat()
@@ -117,6 +125,12 @@ def run_kill(opts, gdir, work):
             m = east.wait_migrations_done(1)[0]
             log("east: migration %s: %s" % (m["state"], m.get("error")))
             ok = ok and m["state"] == "failed"
+            if opts.fault_decoder:
+                why = m.get("error") or ""
+                ok = ok and "checksum mismatch" in why
+                wm = west.wait_migrations_done(1)[0]
+                log("west: migration %s: %s" % (wm["state"], wm.get("error")))
+                ok = ok and wm["state"] == "failed" and not wm.get("confirmed")
             log("PASS" if ok else "FAIL")
             return 0 if ok else 1
     finally:
@@ -128,6 +142,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--multifd", type=int, default=0)
     ap.add_argument("--kill-dest-gw", action="store_true")
+    ap.add_argument("--fault-decoder", action="store_true",
+                    help="the destination gateway's decoder caches go bad")
     opts = ap.parse_args()
     if shutil.which(wmtest.qemu_binary()) is None:
         print("SKIP: no QEMU")
@@ -136,7 +152,8 @@ def main():
     work = tempfile.mkdtemp(prefix="wm-mig-")
     log("work dir %s" % work)
     try:
-        rc = (run_kill if opts.kill_dest_gw else run_ok)(opts, gdir, work)
+        rc = (run_kill if opts.kill_dest_gw or opts.fault_decoder
+              else run_ok)(opts, gdir, work)
     except Exception as e:
         log("FAIL: %r" % e)
         rc = 1
