@@ -266,6 +266,9 @@ test_defaults(void **state)
 	assert_null(pr->targets);
 	assert_int_equal(pr->keepalive_ms, 5000);
 	assert_int_equal(pr->timeout_ms, 20000);
+	assert_int_equal(pr->codec, CONF_CODEC_AUTO);
+	assert_true(pr->xbzrle_cache == 64u << 20);
+	assert_true(pr->dedup_cache == 64u << 20);
 	conf_free(c);
 }
 
@@ -490,6 +493,13 @@ static const struct t_errcase errcases[] = {
 	{ "[peer west]\naddress = 10.99.0.2:7800\n", "t.conf:2: [site]: ",
 	    "missing section" },
 	{ "", "t.conf:1: [site]: ", "missing section" },
+	/* the page codec */
+	{ BASE "[peer south]\ncodec = gzip\n", "t.conf:16: codec: ",
+	    "expected auto, lz4, zstd or none, got \"gzip\"" },
+	{ BASE "[peer south]\nxbzrle-cache = 5g\n", "t.conf:16: xbzrle-cache: ",
+	    "" },
+	{ BASE "[peer south]\ndedup-cache = lots\n", "t.conf:16: dedup-cache: ",
+	    "" },
 	/* cross-checks */
 	{ ROUTE_HDR "listen = 10.0.0.1:1\npeer = south\n"
 	    "target = 10.0.0.1:1\nallow = ::/0\n", "t.conf:12: peer: ",
