@@ -17,19 +17,22 @@
  * after the encoder compared the bytes themselves (the fast hash merely
  * finds the candidate), so a guest crafting colliding pages gains nothing.
  *
- * Integrity: each block carries its number and an XXH3-64 of the bytes it
- * decodes to, checked before any of them is released; the stream ends with
- * an END record holding its length and XXH3-128 digest. Anything that does
+ * Integrity: each block carries an XXH3-64 of the bytes it decodes to,
+ * seeded with its number, checked before any of them is released; the
+ * stream ends with an END record holding its length and an XXH3-128 digest
+ * chained over every block's length and checksum (so over every byte). Anything that does
  * not check out is an error, and the owner cuts the destination connection
  * (design invariant 2).
  *
  * The encoded stream: a 16-byte preface, then blocks, then END:
  *
- *   preface  "WMPC" u8 version(1) u8 algo u16 0 be32 xbz_pages be32 dedup_pages
+ *   preface  "WMPC" u8 version(2) u8 algo u8 zstd_wlog u8 0 be32 xbz_pages
+ *            be32 dedup_pages
  *   block    u8 'B' u8 algo u16 0 be32 ops_len be32 payload_len be32 out_len
  *            be64 sum, then payload_len bytes (the operations, compressed)
  *   end      u8 'E' u8 0 u16 0 be32 0 be32 24 be32 0 be64 0, then
- *            be64 total length, 16 bytes XXH3-128 of all decoded bytes
+ *            be64 total length, 16 bytes XXH3-128 over the blocks' be32
+ *            out_len and be64 sum, in order
  *
  * compress/ includes neither libevent nor OpenSSL: the gateway moves bytes
  * in and out, the codec only transforms them.

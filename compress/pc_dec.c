@@ -16,7 +16,6 @@
 
 #include "pc_int.h"
 
-#define ZSTD_WINDOW_LOG 20
 #define PAYLOAD_MAX (PC_OPS_MAX + PC_OPS_MAX / 64 + 4096)
 
 struct pc_dec {
@@ -105,7 +104,8 @@ pc_dec_next(struct pc_dec *d, const uint8_t *p, size_t avail,
 			return 0;
 		if (memcmp(p, "WMPC", 4) != 0 || p[4] != PC_VERSION)
 			FAIL("not an encoded stream of version %d", PC_VERSION);
-		if (p[5] > PC_ALGO_ZSTD || p[6] != 0 || p[7] != 0)
+		if (p[5] > PC_ALGO_ZSTD || p[7] != 0 ||
+		    (p[5] == PC_ALGO_ZSTD) != (p[6] != 0))
 			FAIL("unknown codec %u", p[5]);
 		return PC_PREFACE;
 	}
@@ -151,13 +151,18 @@ preface(struct pc_dec *d, const uint8_t *p, char *err, size_t errlen)
 		    "gateway's (%llu)", (unsigned long long)nd * PC_PAGE,
 		    (unsigned long long)d->lim.dedup_cache);
 	d->algo = (enum pc_algo)p[5];
+	if (d->algo == PC_ALGO_ZSTD && (p[6] < PC_ZSTD_WLOG_MIN ||
+	    p[6] > pc_zstd_wlog(d->lim.dedup_cache)))
+		FAIL("the sender's zstd window (2^%u bytes) exceeds this "
+		    "gateway's (2^%u, from its dedup-cache)", p[6],
+		    pc_zstd_wlog(d->lim.dedup_cache));
 	if (pc_cache_init(&d->c, nx, nd) != 0 ||
 	    (d->ops = malloc(PC_OPS_MAX)) == NULL)
 		FAIL("out of memory for the codec caches");
 	if (d->algo == PC_ALGO_ZSTD &&
 	    ((d->zd = ZSTD_createDCtx()) == NULL ||
 	    ZSTD_isError(ZSTD_DCtx_setParameter(d->zd, ZSTD_d_windowLogMax,
-	    ZSTD_WINDOW_LOG))))
+	    (int)p[6]))))
 		FAIL("out of memory for zstd");
 	d->started = true;
 	return 0;
@@ -374,7 +379,7 @@ pc_dec_unit(struct pc_dec *d, const uint8_t *p, size_t len, uint8_t *out,
 	    pc_get_be64(h + 16))
 		FAIL("block %u: checksum mismatch: decoded bytes differ from "
 		    "the source's", d->blockno);
-	XXH3_128bits_update(d->digest, out, olen);
+	XXH3_128bits_update(d->digest, h + 12, 12); /* length and checksum */
 	d->total += olen;
 	d->blockno++;
 	return 0;

@@ -21,7 +21,6 @@
 #define BLOCK_OUT (1u << 20)            /* decoded bytes per block, at most */
 #define OP_ROOM (1 + 10 + 4 + PC_PAGE)  /* the largest page operation */
 #define CARRY_STEP 8192u                /* more than one record */
-#define ZSTD_WINDOW_LOG 20              /* the decoder accepts no more */
 
 struct pc_enc {
 	struct pc_params p;
@@ -41,6 +40,7 @@ struct pc_enc {
 	struct pc_buf *out;     /* where blocks go, during a call */
 	bool failed, started, finished;
 	ZSTD_CCtx *zc;
+	unsigned wlog;          /* zstd's window, log2 */
 	uint64_t mem;
 	struct pc_stats st;
 };
@@ -80,7 +80,6 @@ on_raw(void *arg, const uint8_t *p, size_t len)
 {
 	struct pc_enc *e = arg;
 
-	XXH3_128bits_update(e->digest, p, len);
 	while (len > 0 && !e->failed) {
 		size_t room, oroom, k;
 		uint8_t *q;
@@ -174,7 +173,6 @@ on_page(void *arg, uint64_t key, const uint8_t *pg)
 	}
 	e->raw_at = 0;
 	XXH3_64bits_update(e->bsum, pg, PC_PAGE);
-	XXH3_128bits_update(e->digest, pg, PC_PAGE);
 	e->out_len += PC_PAGE;
 	if (is_zero(pg)) {
 		q[0] = PC_OP_ZERO;
@@ -290,18 +288,21 @@ pc_enc_new(const struct pc_params *p)
 			goto fail;
 	}
 	if (p->algo == PC_ALGO_ZSTD) {
+		e->wlog = pc_zstd_wlog(p->parse ? p->dedup_cache : 0);
 		if ((e->zc = ZSTD_createCCtx()) == NULL ||
 		    ZSTD_isError(ZSTD_CCtx_setParameter(e->zc,
 		    ZSTD_c_compressionLevel, p->level > 0 ? p->level : 1)) ||
 		    ZSTD_isError(ZSTD_CCtx_setParameter(e->zc,
-		    ZSTD_c_windowLog, ZSTD_WINDOW_LOG)))
+		    ZSTD_c_windowLog, (int)e->wlog)) ||
+		    (e->wlog >= PC_ZSTD_WLOG_LDM && ZSTD_isError(
+		    ZSTD_CCtx_setParameter(e->zc,
+		    ZSTD_c_enableLongDistanceMatching, 1))))
 			goto fail;
 	}
 	if (!p->parse)
 		pc_parser_set_opaque(e->ps, "not parsed (multifd or other channel)");
 	e->mem = sizeof(*e) + pc_cache_bytes(&e->c) +
-	    (nd > 0 ? (uint64_t)(e->dmask + 1) * 4 + (uint64_t)nd * 8 : 0) +
-	    (e->zc ? ZSTD_sizeof_CCtx(e->zc) : 0);
+	    (nd > 0 ? (uint64_t)(e->dmask + 1) * 4 + (uint64_t)nd * 8 : 0);
 	XXH3_64bits_reset_withSeed(e->bsum, 1);
 	XXH3_128bits_reset(e->digest);
 	return e;
@@ -339,7 +340,8 @@ emit_preface(struct pc_enc *e)
 	memcpy(q, "WMPC", 4);
 	q[4] = PC_VERSION;
 	q[5] = (uint8_t)e->p.algo;
-	q[6] = q[7] = 0;
+	q[6] = (uint8_t)e->wlog;
+	q[7] = 0;
 	pc_put_be32(q + 8, e->c.nx);
 	pc_put_be32(q + 12, e->c.nd);
 	e->out->len += PC_PREFACE;
@@ -404,6 +406,9 @@ block_end(struct pc_enc *e)
 	pc_put_be32(q + 8, (uint32_t)plen);
 	pc_put_be32(q + 12, (uint32_t)e->out_len);
 	pc_put_be64(q + 16, XXH3_64bits_digest(e->bsum));
+	/* the stream's digest chains the blocks' checksums and lengths:
+	 * it covers every byte without a second pass over them */
+	XXH3_128bits_update(e->digest, q + 12, 12);
 	e->out->len += PC_BLOCK_HDR + plen;
 	e->st.enc_bytes += PC_BLOCK_HDR + plen;
 	e->st.blocks++;
@@ -540,5 +545,7 @@ pc_enc_get_stats(const struct pc_enc *e, struct pc_stats *st)
 uint64_t
 pc_enc_memory(const struct pc_enc *e)
 {
-	return e->mem + e->ops.cap + e->carry.cap;
+	/* zstd sizes its context at the first block */
+	return e->mem + e->ops.cap + e->carry.cap +
+	    (e->zc ? ZSTD_sizeof_CCtx(e->zc) : 0);
 }

@@ -37,13 +37,14 @@
 #define PC_OP_DELTA 0x05
 #define PC_OP_DROP 0x06
 
-#define PC_VERSION 1
+#define PC_VERSION 2
 /* A delta longer than this goes as a page: the compressor does better. */
 #define PC_DELTA_MAX 2048u
 
 struct pc_cache {
 	/* page cache */
 	uint32_t nx;            /* slots, power of two, or 0 */
+	unsigned xbits;         /* nx = 1 << xbits */
 	uint64_t *xtag;         /* key + 1, 0 when empty */
 	uint8_t *xpage;
 	/* dedup ring */
@@ -57,12 +58,14 @@ int pc_cache_init(struct pc_cache *c, uint32_t nx, uint32_t nd);
 void pc_cache_cleanup(struct pc_cache *c);
 uint64_t pc_cache_bytes(const struct pc_cache *c);
 
+/* Fibonacci hashing: the top bits of the product are the well-mixed ones
+ * (the middle bits left half the slots unused for runs of pages). */
 static inline uint32_t
 pc_xslot(const struct pc_cache *c, uint64_t key)
 {
 	uint64_t h = key * 0x9E3779B97F4A7C15ull;
 
-	return (uint32_t)(h >> 32) & (c->nx - 1);
+	return c->xbits == 0 ? 0 : (uint32_t)(h >> (64 - c->xbits));
 }
 
 /* Pages a cache of bytes holds: for the page cache a power of two. */
@@ -74,6 +77,17 @@ long pc_delta_encode(const uint8_t *old, const uint8_t *new_, uint8_t *out,
     size_t cap);
 /* Applies len bytes of delta onto page (in place); 0, or -1 if malformed. */
 int pc_delta_apply(uint8_t *page, const uint8_t *d, size_t len);
+
+/*
+ * zstd's window, log2: as large as the dedup cache (1 MiB to 128 MiB), with
+ * long-distance matching from 16 MiB on. Pages the guest holds at many
+ * places, not on page boundaries (files in the page cache, copies), are
+ * found that way; the dedup cache only finds whole pages.
+ */
+#define PC_ZSTD_WLOG_MIN 20
+#define PC_ZSTD_WLOG_MAX 27
+#define PC_ZSTD_WLOG_LDM 24
+unsigned pc_zstd_wlog(uint64_t dedup_cache);
 
 void pc_put_le32(uint8_t *p, uint32_t v);
 uint32_t pc_get_le32(const uint8_t *p);
