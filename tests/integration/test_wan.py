@@ -228,13 +228,12 @@ def main():
     summary(opts, gw, direct)
     ok = gw is not None and (opts.no_direct or direct is not None)
     if ok and direct is not None and gw.get("codec"):
-        # Issue "page codec": at most 0.35 of the direct run's WAN bytes.
-        # Runs differ (QEMU sends 190 to 215 MB, depending on its rounds);
-        # the test fails past 0.40, a regression whatever the run.
+        # Issue "page codec": at most 0.35 of the direct run's WAN bytes
+        # (measured about 0.13 with zstd and its long window).
         r = gw["wan_bytes"] / direct["wan_bytes"]
         log("WAN bytes through the gateways: %.3f of the direct run's "
-            "(target 0.35)" % r)
-        if r > 0.40:
+            "(target at most 0.35)" % r)
+        if r > 0.35:
             log("FAIL: the codec saves less than it should")
             ok = False
     wmgw.finish(work, ok)
