@@ -6,6 +6,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include <zstd.h>
 
@@ -87,6 +90,29 @@ pc_buf_reserve(struct pc_buf *b, size_t n)
 		b->cap = cap;
 	}
 	return b->p + b->len;
+}
+
+void
+pc_page_store(uint8_t *dst, const uint8_t *src)
+{
+#ifdef __SSE2__
+	/* non-temporal stores: no read for ownership of the cold line, and
+	 * the cache keeps what the next pages need */
+	for (size_t i = 0; i < PC_PAGE; i += 64) {
+		__m128i a = _mm_loadu_si128((const __m128i *)(const void *)(src + i));
+		__m128i b = _mm_loadu_si128((const __m128i *)(const void *)(src + i + 16));
+		__m128i c = _mm_loadu_si128((const __m128i *)(const void *)(src + i + 32));
+		__m128i d = _mm_loadu_si128((const __m128i *)(const void *)(src + i + 48));
+
+		_mm_stream_si128((__m128i *)(void *)(dst + i), a);
+		_mm_stream_si128((__m128i *)(void *)(dst + i + 16), b);
+		_mm_stream_si128((__m128i *)(void *)(dst + i + 32), c);
+		_mm_stream_si128((__m128i *)(void *)(dst + i + 48), d);
+	}
+	_mm_sfence();
+#else
+	memcpy(dst, src, PC_PAGE);
+#endif
 }
 
 uint32_t

@@ -198,7 +198,7 @@ xstore(struct pc_dec *d, uint64_t key, const uint8_t *pg)
 		return;
 	s = pc_xslot(&d->c, key);
 	d->c.xtag[s] = key + 1;
-	memcpy(d->c.xpage + (size_t)s * PC_PAGE, pg, PC_PAGE);
+	pc_page_store(d->c.xpage + (size_t)s * PC_PAGE, pg);
 }
 
 static void
@@ -208,7 +208,7 @@ dinsert(struct pc_dec *d, const uint8_t *pg)
 
 	if (c->nd == 0)
 		return;
-	memcpy(c->dpage + (size_t)c->dhead * PC_PAGE, pg, PC_PAGE);
+	pc_page_store(c->dpage + (size_t)c->dhead * PC_PAGE, pg);
 	c->dhead = c->dhead + 1 == c->nd ? 0 : c->dhead + 1;
 	if (c->dfill < c->nd)
 		c->dfill++;
@@ -293,7 +293,7 @@ run_ops(struct pc_dec *d, const uint8_t *o, size_t n, uint8_t *out,
 			if (pc_delta_apply(out + w, o + at, len) != 0)
 				FAIL("block %u: malformed delta", d->blockno);
 			at += len;
-			memcpy(c->xpage + (size_t)s * PC_PAGE, out + w, PC_PAGE);
+			pc_page_store(c->xpage + (size_t)s * PC_PAGE, out + w);
 			dinsert(d, out + w);
 			break;
 		}

@@ -132,7 +132,7 @@ dedup_insert(struct pc_enc *e, const uint8_t *pg, uint64_t h)
 
 	if (c->nd == 0)
 		return;
-	memcpy(c->dpage + (size_t)s * PC_PAGE, pg, PC_PAGE);
+	pc_page_store(c->dpage + (size_t)s * PC_PAGE, pg);
 	e->dhash[s] = h;
 	e->didx[h & e->dmask] = s + 1;
 	c->dhead = s + 1 == c->nd ? 0 : s + 1;
@@ -151,7 +151,7 @@ xstore(struct pc_enc *e, uint64_t key, const uint8_t *pg)
 	s = pc_xslot(c, key);
 	c->xtag[s] = key + 1;
 	if (pg != NULL)
-		memcpy(c->xpage + (size_t)s * PC_PAGE, pg, PC_PAGE);
+		pc_page_store(c->xpage + (size_t)s * PC_PAGE, pg);
 	else
 		memset(c->xpage + (size_t)s * PC_PAGE, 0, PC_PAGE);
 }
@@ -213,7 +213,7 @@ on_page(void *arg, uint64_t key, const uint8_t *pg)
 				q[k] = (uint8_t)d;
 				q[k + 1] = (uint8_t)(d >> 8);
 				n = k + 2 + (size_t)d;
-				memcpy(old, pg, PC_PAGE);
+				pc_page_store(old, pg);
 				dedup_insert(e, pg, h);
 				e->st.pages[PC_DELTA]++;
 				goto done;

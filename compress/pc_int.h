@@ -89,6 +89,10 @@ int pc_delta_apply(uint8_t *page, const uint8_t *d, size_t len);
 #define PC_ZSTD_WLOG_LDM 24
 unsigned pc_zstd_wlog(uint64_t dedup_cache);
 
+/* Copies a page into a cache, past the CPU's caches where it can: the
+ * copy is read again, if ever, long after (dst 16-byte aligned). */
+void pc_page_store(uint8_t *dst, const uint8_t *src);
+
 void pc_put_le32(uint8_t *p, uint32_t v);
 uint32_t pc_get_le32(const uint8_t *p);
 void pc_put_be32(uint8_t *p, uint32_t v);
