@@ -40,6 +40,9 @@ struct conf_site {
 	uint64_t shutdown_timeout_ms;   /* shutdown-timeout: duration (60s) */
 	uint64_t window;                /* window: per-stream flow window, size
 	                                   64k..1g (8m) */
+	uint64_t codec_memory;          /* codec-memory: what all migrations'
+	                                   codec caches may take together,
+	                                   0..1t (2g) */
 	struct wm_addr metrics;         /* metrics: Prometheus endpoint
 	                                   (optional, e.g. 127.0.0.1:9780) */
 	bool has_metrics;

@@ -80,6 +80,9 @@
 	X(CK_SITE_WINDOW, CONF_S_SITE, "window", CONF_T_SIZE,		\
 	    CONF_SITE_OFF(window), CONF_NOAUX, 0,			\
 	    64 * CONF_KB, CONF_GB, "8m")				\
+	X(CK_SITE_CODEC_MEMORY, CONF_S_SITE, "codec-memory", CONF_T_SIZE,\
+	    CONF_SITE_OFF(codec_memory), CONF_NOAUX, 0,		\
+	    0, 1024 * CONF_GB, "2g")					\
 	X(CK_SITE_METRICS, CONF_S_SITE, "metrics", CONF_T_ADDR,		\
 	    CONF_SITE_OFF(metrics), CONF_SITE_OFF(has_metrics), 0,	\
 	    0, 0, NULL)							\

@@ -119,6 +119,7 @@ struct gw_stream {
 	struct bufferevent *connecting; /* inbound: connect in progress */
 	bool attached;              /* inbound: connected to the target */
 	uint16_t index;
+	uint64_t codec_mem;         /* reserved of gw->codec_mem_used */
 };
 TAILQ_HEAD(gw_stream_list, gw_stream);
 
@@ -199,6 +200,7 @@ struct gw {
 	int exit_code;
 	time_t started_wall;
 	uint64_t mig_completed, mig_failed;
+	uint64_t codec_mem_used;       /* reserved by live codecs, bytes */
 	struct gw_metrics *metrics;    /* gw_metrics.c: counters, endpoint */
 	struct gw_notify *notify;      /* gw_notify.c: systemd, or NULL */
 };

@@ -268,6 +268,7 @@ stream_closed(struct wan_stream *ws, enum wan_close_how how, const char *why,
 
 	if (wan_stream_codec_stats(ws, &cs))
 		codec_add(&m->codec, &cs);
+	m->gw->codec_mem_used -= gs->codec_mem;
 	m->bytes_fwd += m->inbound ? st->local_out : st->local_in;
 	m->bytes_ret += m->inbound ? st->local_in : st->local_out;
 	m->bytes_wan += st->wan_out + st->wan_in;
@@ -400,6 +401,15 @@ stream_new(struct gw_mig *m)
 
 /* ---- outbound ---------------------------------------------------------- */
 
+/* What a codec with these caches may hold at most: the caches, zstd's
+ * window (as large as the dedup cache), and a few MiB of blocks and
+ * contexts. */
+static uint64_t
+codec_need(uint64_t xbzrle_cache, uint64_t dedup_cache, bool zstd)
+{
+	return xbzrle_cache + (zstd ? 2 : 1) * dedup_cache + (4u << 20);
+}
+
 /*
  * Whether a stream toward peer goes through the page codec, and with what.
  * Only the main channel (the first connection) is parsed for pages; the
@@ -517,9 +527,22 @@ gw_mig_accept(struct gw *gw, struct gw_route *r, evutil_socket_t fd,
 	snprintf(o.route, sizeof(o.route), "%s", r->name);
 	snprintf(o.target, sizeof(o.target), "%s", m->target);
 	if (codec_wanted(gw, cr->peer, gs->index == 0, &pp)) {
-		o.flags |= WAN_OPEN_ENCODED;
-		m->encoded = true;
-		m->algo = pp.algo;
+		uint64_t need = codec_need(pp.xbzrle_cache, pp.dedup_cache,
+		    pp.algo == PC_ALGO_ZSTD);
+
+		if (gw->codec_mem_used + need > gw->conf->site.codec_memory) {
+			/* degrade, do not fail: the stream goes as it is */
+			log_warnx("migration %" PRIu64 ": the codec-memory budget "
+			    "is spent (%" PRIu64 " MiB in use): connection %u "
+			    "goes without the codec", m->id,
+			    gw->codec_mem_used >> 20, (unsigned)gs->index);
+		} else {
+			o.flags |= WAN_OPEN_ENCODED;
+			m->encoded = true;
+			m->algo = pp.algo;
+			gw->codec_mem_used += need;
+			gs->codec_mem = need;
+		}
 	}
 	gs->ws = bev ? wan_stream_open(m->link->wl, bev, &o, &stream_cbs, gs) : NULL;
 	if (gs->ws != NULL)
@@ -538,6 +561,7 @@ gw_mig_accept(struct gw *gw, struct gw_route *r, evutil_socket_t fd,
 		if (bev == NULL)
 			reset_fd(fd);
 		TAILQ_REMOVE(&m->streams, gs, entry);
+		gw->codec_mem_used -= gs->codec_mem;
 		free(gs);
 		if (TAILQ_EMPTY(&m->streams)) {
 			m->state = GW_MIG_FAILED;
@@ -635,31 +659,12 @@ gw_mig_remote_open(struct gw_link *gl, struct wan_stream *ws,
 	struct gw_stream *gs;
 	struct wm_addr target;
 	char tgt[WM_ADDRSTRLEN];
+	uint64_t need = 0;
 
 	if (gw->stopping || peer->removed || cp == NULL) {
 		snprintf(why, whylen, "gateway %s is not accepting migrations",
 		    gw->conf->site.name);
 		return -1;
-	}
-	if (o->flags & WAN_OPEN_ENCODED) {
-		/* The sender's caches may not exceed ours (the decoder checks
-		 * its preface against these). */
-		struct pc_dec_limits lim = { cp->xbzrle_cache, cp->dedup_cache };
-		struct pc_dec *d = pc_dec_new(&lim);
-		const char *fault = getenv("WANMIGD_FAULT_DECODER");
-
-		/* Test-only fault knob: the decoder's caches go bad after
-		 * that many units (tests/integration/test_migrate.py). */
-		if (d != NULL && fault != NULL && o->index == 0) {
-			pc_dec_set_fault(d, strtoull(fault, NULL, 10));
-			log_warnx("fault injection: the decoder's caches of "
-			    "migration %" PRIu64 " go bad after unit %s",
-			    o->migration, fault);
-		}
-		if (d == NULL || wan_stream_set_decoder(ws, d) != 0) {
-			snprintf(why, whylen, "out of memory for the decoder");
-			return -1;
-		}
 	}
 	if (wm_addr_parse(o->target, &target) != 0) {
 		snprintf(why, whylen, "bad target \"%s\"", o->target);
@@ -708,12 +713,51 @@ gw_mig_remote_open(struct gw_link *gl, struct wan_stream *ws,
 		    "target", (unsigned)o->index);
 		return -1;
 	}
+	if (o->flags & WAN_OPEN_ENCODED) {
+		/* The sender's caches may not exceed ours (the decoder checks
+		 * its preface against these), and all codecs together not
+		 * the site's codec-memory. Only the main channel (the first
+		 * connection) has caches. */
+		struct pc_dec_limits lim = {
+			o->index == 0 ? cp->xbzrle_cache : 0,
+			o->index == 0 ? cp->dedup_cache : 0,
+		};
+		struct pc_dec *d;
+		const char *fault = getenv("WANMIGD_FAULT_DECODER");
+
+		need = codec_need(lim.xbzrle_cache, lim.dedup_cache, true);
+		if (gw->codec_mem_used + need > gw->conf->site.codec_memory) {
+			snprintf(why, whylen, "site %s: the codec-memory budget "
+			    "is spent (%" PRIu64 " MiB in use, this stream needs "
+			    "%" PRIu64 ")", gw->conf->site.name,
+			    gw->codec_mem_used >> 20, need >> 20);
+			log_warnx("peer %s: route %s: refused: %s", peer->name,
+			    o->route, why);
+			return -1;
+		}
+		d = pc_dec_new(&lim);
+		/* Test-only fault knob: the decoder's cache reads go bad
+		 * from that unit on (tests/integration/test_migrate.py). */
+		if (d != NULL && fault != NULL && o->index == 0) {
+			pc_dec_set_fault(d, strtoull(fault, NULL, 10));
+			log_warnx("fault injection: the decoder's caches of "
+			    "migration %" PRIu64 " go bad after unit %s",
+			    o->migration, fault);
+		}
+		if (d == NULL || wan_stream_set_decoder(ws, d) != 0) {
+			snprintf(why, whylen, "out of memory for the decoder");
+			return -1;
+		}
+		gw->codec_mem_used += need;
+	}
 	gs = stream_new(m);
 	if (gs == NULL) {
+		gw->codec_mem_used -= need;
 		snprintf(why, whylen, "out of memory");
 		return -1;
 	}
 	gs->ws = ws;
+	gs->codec_mem = need;
 	if (o->flags & WAN_OPEN_ENCODED)
 		m->encoded = true;
 	/* The first connection is QEMU's main channel: the return path. */

@@ -127,14 +127,15 @@ def source(port, data, want_reply, results, idx, delay=0.0):
 
 
 def start_pair(work, east_extra=None, west_targets=("127.0.0.0/8",),
-               west_cert=None, east_peer_addr=None, west_extra=None):
+               west_cert=None, east_peer_addr=None, west_extra=None,
+               east_site=None, west_site=None):
     east_wan, west_wan = free_port(), free_port()
     route_port, dest_port = free_port(), free_port()
     certs = os.path.join(work, "certs")
     wmgw.mkcerts(certs, "east", "west", "mallory")
     ec = wmgw.write_conf(
         os.path.join(work, "east.conf"), "east", certs,
-        listen="127.0.0.1:%d" % east_wan,
+        listen="127.0.0.1:%d" % east_wan, extra_site=east_site,
         peers=[dict(name="west", address=east_peer_addr or "127.0.0.1:%d" % west_wan,
                     targets=["127.0.0.0/8"], extra=east_extra or [])],
         routes=[dict(name="to-west", listen="127.0.0.1:%d" % route_port,
@@ -143,6 +144,7 @@ def start_pair(work, east_extra=None, west_targets=("127.0.0.0/8",),
     wc = wmgw.write_conf(
         os.path.join(work, "west.conf"), "west", certs,
         listen="127.0.0.1:%d" % west_wan, cert_name=west_cert,
+        extra_site=west_site,
         peers=[dict(name="east", targets=list(west_targets),
                     extra=west_extra or [])])
     return ec, wc, route_port, dest_port, west_wan
@@ -364,6 +366,48 @@ def scenario_resume(work):
         west.stop()
 
 
+def scenario_codec_budget(work):
+    """codec-memory bounds what all codecs of a gateway may hold: a source
+    gateway past it sends the stream without the codec (and it arrives
+    byte-exact); a destination gateway past it refuses the stream."""
+    for side in ("east", "west"):
+        d = os.path.join(work, side)
+        os.makedirs(d)
+        small = ["codec-memory = 1m"] if side == "east" else ["codec-memory = 100m"]
+        ec, wc, route_port, dest_port, _ = start_pair(
+            d, east_site=small if side == "east" else None,
+            west_site=small if side == "west" else None)
+        east = wmgw.Gateway(ec, d, "east").start()
+        west = wmgw.Gateway(wc, d, "west").start()
+        try:
+            east.wait_peer("west")
+            dest = Destination(dest_port, reply=b"ok")
+            data = pattern("budget " + side, 2 << 20)
+            res = [None]
+            th = threading.Thread(target=source, args=(route_port, data, b"ok", res, 0))
+            th.start()
+            th.join(30)
+            ms = east.wait_migrations_done(1)
+            if side == "east":
+                ok = (dest.results and dest.results[0]["sha"] ==
+                      hashlib.sha256(data).hexdigest())
+                check(ok and ms[0]["state"] == "completed" and not ms[0]["encoded"],
+                      "east past its codec-memory: relayed byte-exact without "
+                      "the codec (%s, encoded %s)" % (ms[0]["state"], ms[0]["encoded"]))
+                check("codec-memory budget is spent" in open(east.log_path).read(),
+                      "east logs why the codec was left out")
+            else:
+                check(res[0] is not None and res[0]["end"] == "reset" and
+                      ms[0]["state"] == "failed" and
+                      "codec-memory" in (ms[0].get("error") or ""),
+                      "west past its codec-memory refuses the stream, the source "
+                      "is reset (%s: %s)" % (ms[0]["state"], ms[0].get("error")))
+            dest.close()
+        finally:
+            east.stop()
+            west.stop()
+
+
 def scenario_dest_gateway_dies(work):
     """The destination's gateway is killed mid-stream: both hypervisor
     connections are reset (the restarted gateway cannot resume a session
@@ -486,6 +530,7 @@ def main():
                      ("target_refused", scenario_target_refused),
                      ("wrong_cert", scenario_wrong_cert),
                      ("resume", scenario_resume),
+                     ("codec_budget", scenario_codec_budget),
                      ("dest_gateway_dies", scenario_dest_gateway_dies),
                      ("operations", scenario_operations)]:
         if len(sys.argv) > 1 and name not in sys.argv[1:]:

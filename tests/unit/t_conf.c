@@ -259,6 +259,7 @@ test_defaults(void **state)
 	assert_false(c->site.syslog);
 	assert_int_equal(c->site.shutdown_timeout_ms, 60000);
 	assert_int_equal(c->site.window, 8u << 20);
+	assert_true(c->site.codec_memory == 2ull << 30);
 	pr = conf_peer_find(c, "west");
 	assert_non_null(pr);
 	assert_true(pr->has_address);
