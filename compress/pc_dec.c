@@ -234,7 +234,8 @@ run_ops(struct pc_dec *d, const uint8_t *o, size_t n, uint8_t *out,
 			at += 4;
 			if (len > n - at || len > olen - w)
 				FAIL("block %u: raw run out of bounds", d->blockno);
-			memcpy(out + w, o + at, len);
+			if (len > 0) /* out may be NULL for a 0-byte unit */
+				memcpy(out + w, o + at, len);
 			at += len;
 			w += len;
 			continue;

@@ -424,8 +424,8 @@ codec_wanted(struct gw *gw, const char *peer, bool main_channel,
 
 	memset(pp, 0, sizeof(*pp));
 	if (cp == NULL || (cp->codec == CONF_CODEC_NONE &&
-	    cp->xbzrle_cache == 0 && cp->dedup_cache == 0))
-		return false;
+	    (!main_channel || (cp->xbzrle_cache == 0 && cp->dedup_cache == 0))))
+		return false; /* nothing the codec could do for it */
 	switch (cp->codec) {
 	case CONF_CODEC_NONE:
 		pp->algo = PC_ALGO_NONE;
@@ -539,7 +539,8 @@ gw_mig_accept(struct gw *gw, struct gw_route *r, evutil_socket_t fd,
 		} else {
 			o.flags |= WAN_OPEN_ENCODED;
 			m->encoded = true;
-			m->algo = pp.algo;
+			if (gs->index == 0)
+				m->algo = pp.algo;
 			gw->codec_mem_used += need;
 			gs->codec_mem = need;
 		}
@@ -681,43 +682,12 @@ gw_mig_remote_open(struct gw_link *gl, struct wan_stream *ws,
 		    why);
 		return -1;
 	}
-	TAILQ_FOREACH(m, &gw->migs, entry) {
-		if (m->state != GW_MIG_ACTIVE)
-			break;
-		if (m->inbound && m->link == gl && m->remote_id == o->migration)
-			break;
-	}
-	if (m != NULL && m->state != GW_MIG_ACTIVE)
-		m = NULL;
-	if (m == NULL) {
-		if (o->index != 0) {
-			snprintf(why, whylen, "connection %u of an unknown migration",
-			    (unsigned)o->index);
-			return -1;
-		}
-		m = mig_new(gw, true, o->route, peer->name);
-		if (m == NULL) {
-			snprintf(why, whylen, "out of memory");
-			return -1;
-		}
-		m->remote_id = o->migration;
-		m->link = gl;
-		m->target_addr = target;
-		snprintf(m->target, sizeof(m->target), "%s", tgt);
-		snprintf(m->source, sizeof(m->source), "%s", peer->name);
-		log_info("migration %" PRIu64 ": from peer %s (route %s, their "
-		    "id %" PRIu64 ") -> %s", m->id, peer->name, o->route,
-		    o->migration, o->target);
-	} else if (o->index != m->nstreams || strcmp(tgt, m->target) != 0) {
-		snprintf(why, whylen, "connection %u out of order or to another "
-		    "target", (unsigned)o->index);
-		return -1;
-	}
 	if (o->flags & WAN_OPEN_ENCODED) {
 		/* The sender's caches may not exceed ours (the decoder checks
 		 * its preface against these), and all codecs together not
 		 * the site's codec-memory. Only the main channel (the first
-		 * connection) has caches. */
+		 * connection) has caches. Settled before a migration is made
+		 * for the stream: a refusal leaves nothing behind. */
 		struct pc_dec_limits lim = {
 			o->index == 0 ? cp->xbzrle_cache : 0,
 			o->index == 0 ? cp->dedup_cache : 0,
@@ -750,11 +720,48 @@ gw_mig_remote_open(struct gw_link *gl, struct wan_stream *ws,
 		}
 		gw->codec_mem_used += need;
 	}
+	TAILQ_FOREACH(m, &gw->migs, entry) {
+		if (m->state != GW_MIG_ACTIVE)
+			break;
+		if (m->inbound && m->link == gl && m->remote_id == o->migration)
+			break;
+	}
+	if (m != NULL && m->state != GW_MIG_ACTIVE)
+		m = NULL;
+	if (m == NULL) {
+		if (o->index != 0) {
+			snprintf(why, whylen, "connection %u of an unknown migration",
+			    (unsigned)o->index);
+			goto refuse;
+		}
+		m = mig_new(gw, true, o->route, peer->name);
+		if (m == NULL) {
+			snprintf(why, whylen, "out of memory");
+			goto refuse;
+		}
+		m->remote_id = o->migration;
+		m->link = gl;
+		m->target_addr = target;
+		snprintf(m->target, sizeof(m->target), "%s", tgt);
+		snprintf(m->source, sizeof(m->source), "%s", peer->name);
+		log_info("migration %" PRIu64 ": from peer %s (route %s, their "
+		    "id %" PRIu64 ") -> %s", m->id, peer->name, o->route,
+		    o->migration, o->target);
+	} else if (o->index != m->nstreams || strcmp(tgt, m->target) != 0) {
+		snprintf(why, whylen, "connection %u out of order or to another "
+		    "target", (unsigned)o->index);
+		goto refuse;
+	}
 	gs = stream_new(m);
 	if (gs == NULL) {
-		gw->codec_mem_used -= need;
+		/* m may be new and now without streams: it fails at once */
 		snprintf(why, whylen, "out of memory");
-		return -1;
+		if (TAILQ_EMPTY(&m->streams)) {
+			m->state = GW_MIG_FAILED;
+			snprintf(m->error, sizeof(m->error), "out of memory");
+			mig_finish_if_empty(m);
+		}
+		goto refuse;
 	}
 	gs->ws = ws;
 	gs->codec_mem = need;
@@ -765,6 +772,9 @@ gw_mig_remote_open(struct gw_link *gl, struct wan_stream *ws,
 	wan_stream_set_shapers(ws, peer->shaper, NULL);
 	mig_connect_next(m);
 	return 0;
+refuse:
+	gw->codec_mem_used -= need;
+	return -1;
 }
 
 /* ---- whole-daemon helpers ---------------------------------------------- */

@@ -262,8 +262,9 @@ wan_open_decode(const uint8_t *p, size_t len, struct wan_open *m)
 		return WM_ERR_PROTO;
 	m->flags = 0;
 	if (!c.bad && c.left > 0) {
+		/* unknown flags are the receiver's to refuse, per stream */
 		h = take(&c, 1);
-		if (h == NULL || (h[0] & ~WAN_OPEN_ENCODED) != 0)
+		if (h == NULL)
 			return WM_ERR_PROTO;
 		m->flags = h[0];
 	}

@@ -53,7 +53,7 @@
 #define WAN_FRAME_MAX_PAYLOAD (64 * 1024)
 #define WAN_CTRL_MAX 1024
 #define WAN_DATA_SUM 8    /* checksum ahead of the bytes in DATA */
-#define WAN_PROTO_VERSION 2
+#define WAN_PROTO_VERSION 3    /* 3: OPEN carries flags (the codec) */
 #define WAN_HELLO_NEW 0x0001
 
 enum wan_frame_type {

@@ -610,8 +610,12 @@ stream_pump(struct wan_stream *s)
 			if (len > l->inflight_cap - l->inflight) {
 				len = (size_t)(l->inflight_cap - l->inflight);
 				/* a sliver now would cost a TLS record and a
-				 * packet of its own: wait for credit instead */
-				if (len < MIN_FRAME) {
+				 * packet of its own: wait for credit instead,
+				 * if this stream has bytes in flight whose
+				 * credit will wake it (others' may depend on
+				 * it moving) */
+				if (len < MIN_FRAME &&
+				    s->send_credit < l->peer.window) {
 					l->cap_blocked = true;
 					goto out;
 				}
@@ -746,7 +750,9 @@ stream_credit(struct wan_stream *s, size_t n, bool all)
 static int
 stream_decode(struct wan_stream *s)
 {
+	struct wan_link *l = s->link;
 	struct evbuffer *out;
+	bool incomplete = false;
 	char why[256];
 
 	if (s->local == NULL || s->dead)
@@ -769,8 +775,11 @@ stream_decode(struct wan_stream *s)
 			goto fail;
 		if (need == 0 || (size_t)need > avail) {
 			/* incomplete: credit what came of it */
+			incomplete = true;
 			stream_credit(s, avail - s->dec_early, true);
 			s->dec_early = avail;
+			if (l->dead)
+				return -1; /* the credit failed the link */
 			break;
 		}
 		if ((p = evbuffer_pullup(s->decq, need)) == NULL ||
@@ -791,9 +800,12 @@ stream_decode(struct wan_stream *s)
 		s->dec_early -= k;
 		stream_credit(s, (size_t)need - k,
 		    evbuffer_get_length(s->decq) == 0);
+		if (l->dead)
+			return -1; /* the credit failed the link: s is gone */
 	}
-	if (s->fin_rcvd && evbuffer_get_length(s->decq) == 0 &&
-	    !pc_dec_done(s->dec)) {
+	/* the peer ended the stream: nothing more will complete a unit */
+	if (s->fin_rcvd && !pc_dec_done(s->dec) &&
+	    (incomplete || evbuffer_get_length(s->decq) == 0)) {
 		/* a clean end, but not the encoder's: never pass it on as
 		 * one (the destination would take a truncated stream for a
 		 * whole one) */
@@ -988,6 +1000,10 @@ recv_open(struct wan_link *l, const struct wan_frame_hdr *h, const uint8_t *p)
 		return;
 	}
 	l->last_peer_id = h->stream;
+	if (o.flags & ~WAN_OPEN_ENCODED) {
+		send_rst(l, h->stream, WAN_RST_REFUSED, "unknown OPEN flags");
+		return;
+	}
 	if (l->st.streams >= MAX_STREAMS) {
 		send_rst(l, h->stream, WAN_RST_REFUSED, "too many streams");
 		return;
@@ -1275,16 +1291,21 @@ link_flush_delayed(struct wan_link *l)
 	struct wan_stream *s;
 
 	if (l->recv_next != l->ack_sent) {
+		struct wan_conn *best = NULL;
+
 		TAILQ_FOREACH(c, &l->conns, entry)
-			if (c->ready && !c->dead && !c->broken)
-				break;
-		if (c != NULL)
-			send_ack(l, c);
+			if (c->ready && !c->dead && !c->broken && (best == NULL ||
+			    conn_out_len(c) < conn_out_len(best)))
+				best = c;
+		if (best != NULL)
+			send_ack(l, best);
 	}
 	TAILQ_FOREACH(s, &l->streams, entry) {
 		if (s->dead || s->to_credit == 0)
 			continue;
 		send_u32(l, WAN_WINDOW, s->id, (uint32_t)s->to_credit);
+		if (l->dead)
+			return; /* that failed the link: the streams are gone */
 		s->recv_unacked -= s->to_credit;
 		s->to_credit = 0;
 	}
@@ -1543,7 +1564,7 @@ link_holcb(evutil_socket_t fd, short what, void *arg)
 		return;
 	if (l->nready > 0)
 		link_flush_delayed(l);
-	if (r == NULL)
+	if (l->dead || (r = TAILQ_FIRST(&l->rtx)) == NULL)
 		return;
 	if (r->seq != l->head_seq || l->nready < 2) {
 		l->head_seq = r->seq;
@@ -1556,7 +1577,9 @@ link_holcb(evutil_socket_t fd, short what, void *arg)
 	 * queued there, so a frame merely queued is not taken for lost. */
 	stuck = r->conn;
 	rtt = stuck->rtt_ms;
-	if (rtt < 0 || (double)(wm_now_ms() - l->head_ms) < 2 * rtt + 20)
+	/* the ACK may wait one tick (link_flush_delayed): a margin of two */
+	if (rtt < 0 || (double)(wm_now_ms() - l->head_ms) <
+	    2 * rtt + 2 * HOL_MS)
 		return;
 	TAILQ_FOREACH(c, &l->conns, entry)
 		if (c != stuck && c->ready && !c->dead && !c->broken &&

@@ -59,7 +59,7 @@ def s8(b):
     return bytes([len(b)]) + b
 
 
-def hello(site=b"east", version=2, window=8 << 20, reorder=64 << 20,
+def hello(site=b"east", version=3, window=8 << 20, reorder=64 << 20,
           session=None, send_next=1, recv_next=1, flags=1):
     SEQ[0] = 1
     if session is None:
