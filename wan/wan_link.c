@@ -42,9 +42,10 @@
 #define LOCAL_IN_HIGH (256u << 10) /* read-ahead from a hypervisor */
 #define MAX_STREAMS 256            /* per link: bounds memory to 256 windows */
 #define ACK_EVERY (256u << 10)     /* acknowledge at least this often */
-#define ACK_SOON (64u << 10)       /* less waits for the next HOL tick, so
-                                      that acknowledgements and credit do
-                                      not cost a packet per read */
+#define ACK_SOON (64u << 10)       /* less waits up to FLUSH_MS, so that
+                                      acknowledgements and credit do not
+                                      cost a packet per read */
+#define FLUSH_MS 2
 #define OOO_ENTRY_COST 1024        /* bookkeeping charged per held frame,
                                       both sides alike */
 #define OOO_RING 65536             /* frames held ahead of a gap, at most */
@@ -152,12 +153,16 @@ struct wan_link {
 	unsigned auto_flat;              /* samples since it last grew */
 	unsigned pump_gen;
 	struct event *timer, *reap, *unblock, *breakev, *holev;
+	struct event *flushev;           /* sends what link_defer() held */
 	bool broken;                     /* a stream lost bytes: fail */
 	uint64_t fault_corrupt;          /* test knob, see wan_link_new */
 	struct wan_link_stats st;
 };
 
 static void link_break(struct wan_link *l);
+static void link_defer(struct wan_link *l);
+static void link_flushcb(evutil_socket_t fd, short what, void *arg);
+static void link_flush_delayed(struct wan_link *l);
 static void link_pump_all(struct wan_link *l);
 static void stream_pump(struct wan_stream *s);
 static void link_flush(struct wan_link *l);
@@ -719,7 +724,7 @@ local_eventcb(struct bufferevent *b, short what, void *arg)
 
 /* Hands n bytes of credit back, in WINDOW frames of at least an eighth of
  * the window, or ACK_SOON when all is (the buffer ran empty); less waits
- * for the next HOL tick (link_flush_delayed). */
+ * up to FLUSH_MS (link_defer). */
 static void
 stream_credit(struct wan_stream *s, size_t n, bool all)
 {
@@ -733,6 +738,8 @@ stream_credit(struct wan_stream *s, size_t n, bool all)
 		send_u32(l, WAN_WINDOW, s->id, (uint32_t)s->to_credit);
 		s->recv_unacked -= s->to_credit;
 		s->to_credit = 0;
+	} else {
+		link_defer(l);
 	}
 }
 
@@ -1278,12 +1285,38 @@ link_conn_frame(struct wan_link *l, struct wan_conn *c,
 void
 link_conn_read_done(struct wan_link *l, struct wan_conn *c)
 {
-	if (!l->dead && l->since_ack >= ACK_SOON)
+	if (l->dead)
+		return;
+	if (l->since_ack >= ACK_SOON)
 		send_ack(l, c);
+	else if (l->recv_next != l->ack_sent)
+		link_defer(l);
+}
+
+/* Holds small acknowledgements and credit for at most FLUSH_MS, to go out
+ * together: a sender held by the in-flight bound waits no longer. */
+static void
+link_defer(struct wan_link *l)
+{
+	struct timeval tv = { 0, FLUSH_MS * 1000 };
+
+	if (!l->dead && !event_pending(l->flushev, EV_TIMEOUT, NULL))
+		event_add(l->flushev, &tv);
+}
+
+static void
+link_flushcb(evutil_socket_t fd, short what, void *arg)
+{
+	struct wan_link *l = arg;
+
+	(void)fd;
+	(void)what;
+	if (!l->dead && l->nready > 0)
+		link_flush_delayed(l);
 }
 
 /* Sends the acknowledgement and the stream credit that waited (at most
- * HOL_MS) to go out together with more. */
+ * FLUSH_MS) to go out together with more. */
 static void
 link_flush_delayed(struct wan_link *l)
 {
@@ -1492,16 +1525,31 @@ link_pump_all(struct wan_link *l)
 	 * skip the streams already pumped in this round. A stream that cannot
 	 * go on sets the flag that stops the round.
 	 */
+	struct wan_stream *last = NULL, *t;
+
 	l->blocked = l->cap_blocked = l->rtx_blocked = false;
 	gen = ++l->pump_gen;
 	for (;;) {
 		TAILQ_FOREACH(s, &l->streams, entry)
 			if (s->pump_gen != gen)
 				break;
-		if (s == NULL || l->dead || l->blocked || l->cap_blocked ||
-		    l->rtx_blocked)
+		if (s == NULL || l->dead)
 			return;
+		if (l->blocked || l->cap_blocked || l->rtx_blocked) {
+			/* The stream that filled the link goes last next
+			 * round, so that streams share the room in turn
+			 * (if the pump did not end it). */
+			TAILQ_FOREACH(t, &l->streams, entry)
+				if (t == last)
+					break;
+			if (t != NULL) {
+				TAILQ_REMOVE(&l->streams, t, entry);
+				TAILQ_INSERT_TAIL(&l->streams, t, entry);
+			}
+			return;
+		}
 		s->pump_gen = gen;
+		last = s;
 		stream_pump(s);
 	}
 }
@@ -1577,9 +1625,9 @@ link_holcb(evutil_socket_t fd, short what, void *arg)
 	 * queued there, so a frame merely queued is not taken for lost. */
 	stuck = r->conn;
 	rtt = stuck->rtt_ms;
-	/* the ACK may wait one tick (link_flush_delayed): a margin of two */
+	/* the ACK may wait FLUSH_MS (link_defer), the check a tick */
 	if (rtt < 0 || (double)(wm_now_ms() - l->head_ms) <
-	    2 * rtt + 2 * HOL_MS)
+	    2 * rtt + HOL_MS + FLUSH_MS)
 		return;
 	TAILQ_FOREACH(c, &l->conns, entry)
 		if (c != stuck && c->ready && !c->dead && !c->broken &&
@@ -1727,6 +1775,7 @@ link_reapcb(evutil_socket_t fd, short what, void *arg)
 	event_free(l->unblock);
 	event_free(l->breakev);
 	event_free(l->holev);
+	event_free(l->flushev);
 	free(l);
 }
 
@@ -1756,6 +1805,7 @@ link_fail(struct wan_link *l, const char *why)
 	l->nready = 0;
 	event_del(l->timer);
 	event_del(l->holev);
+	event_del(l->flushev);
 	while ((s = TAILQ_FIRST(&l->streams)) != NULL)
 		stream_finish(s, WAN_CLOSED_RESET, reason);
 	if (l->cbs.down != NULL)
@@ -1809,8 +1859,11 @@ wan_link_new(struct event_base *base, const struct wan_link_params *p,
 	l->unblock = event_new(base, -1, 0, link_unblockcb, l);
 	l->breakev = event_new(base, -1, 0, link_breakcb, l);
 	l->holev = event_new(base, -1, EV_PERSIST, link_holcb, l);
+	l->flushev = event_new(base, -1, 0, link_flushcb, l);
 	if (l->timer == NULL || l->reap == NULL || l->unblock == NULL ||
-	    l->breakev == NULL || l->holev == NULL) {
+	    l->breakev == NULL || l->holev == NULL || l->flushev == NULL) {
+		if (l->flushev)
+			event_free(l->flushev);
 		if (l->holev)
 			event_free(l->holev);
 		if (l->breakev)

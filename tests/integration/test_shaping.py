@@ -102,11 +102,12 @@ def _blast(port, seconds, src_ip):
     s = socket.socket()
     s.bind((src_ip, 0))
     s.connect(("127.0.0.1", port))
-    data = b"\xa5" * CHUNK
     end = time.monotonic() + seconds
     try:
         while time.monotonic() < end:
-            s.sendall(data)
+            # fresh random bytes: the shaper counts tunnel bytes, and the
+            # codec would shrink anything repetitive far below the rate
+            s.sendall(os.urandom(CHUNK))
         s.shutdown(socket.SHUT_WR)
         s.recv(1)
     except OSError:
