@@ -413,8 +413,9 @@ codec_need(uint64_t xbzrle_cache, uint64_t dedup_cache, bool zstd)
 /*
  * Whether a stream toward peer goes through the page codec, and with what.
  * Only the main channel (the first connection) is parsed for pages; the
- * others (multifd) are compressed as they are. codec = none with both
- * caches at 0 turns the codec off: the stream is relayed as it is.
+ * others (multifd) are compressed as they are. With codec = none, a stream
+ * the caches cannot help (multifd, or both caches at 0) is relayed as it
+ * is.
  */
 static bool
 codec_wanted(struct gw *gw, const char *peer, bool main_channel,

@@ -591,13 +591,14 @@ stream_pump(struct wan_stream *s)
 	in = bufferevent_get_input(s->local);
 	src = s->enc != NULL ? s->encq : in;
 	for (;;) {
+		struct wan_conn *c;
+		struct rtx *r;
+		uint8_t *p;
+
 		if (s->enc != NULL && stream_encode(s, in) != 0)
 			return;
 		if ((len = evbuffer_get_length(src)) == 0 || s->send_credit == 0)
 			break;
-		struct wan_conn *c;
-		struct rtx *r;
-		uint8_t *p;
 
 		if (l->nunsent > 0 || (c = link_pick_conn(l)) == NULL) {
 			l->blocked = true;
