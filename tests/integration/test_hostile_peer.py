@@ -68,8 +68,11 @@ def hello(site=b"east", version=3, window=8 << 20, reorder=64 << 20,
                                        session, send_next, recv_next) + s8(site))
 
 
-def open_(stream, target, mig=1, index=0, route=b"r"):
-    return frame(OPEN, stream, struct.pack(">QH", mig, index) + s8(route) + s8(target))
+def open_(stream, target, mig=1, index=0, route=b"r", flags=None):
+    p = struct.pack(">QH", mig, index) + s8(route) + s8(target)
+    if flags is not None:
+        p += bytes([flags])
+    return frame(OPEN, stream, p)
 
 
 class Client:
@@ -213,6 +216,40 @@ def main():
               dest.results[0]["n"] <= 1000,
               "damaged DATA: the destination is reset and never sees the damaged bytes (%s)"
               % (dest.results[0] if dest.results else "nothing"))
+
+        # An encoded stream (OPEN flag 1) whose bytes are not the codec's:
+        # the decoder refuses them, the stream is reset before the
+        # destination sees a byte, the link lives. A valid preface followed
+        # by a block that lies about its checksum: the same.
+        for name, junk in [
+                ("garbage", b"QEVM\0\0\0\x03" + b"x" * 2000),
+                ("a malformed block", b"WMPC\x02\x00\x00\x00" + b"\0" * 8 +
+                 b"B\x00\0\0" + struct.pack(">III", 5, 5, 5) + b"\0" * 8 +
+                 b"\x01\x01\0\0\0X")]:
+            dest.results.clear()
+            c = Client(certs, west_wan)
+            c.send(hello() + open_(1, target, flags=1) + dataf(1, junk) +
+                   frame(PING, 0, struct.pack(">Q", 7)))
+            closed, frames = c.read_until_closed(2.0)
+            rsts = [f for f in frames if f[0] == RST and f[1] == 1]
+            check(bool(rsts) and b"decoder" in rsts[0][2] and not closed,
+                  "encoded stream of %s: reset by the decoder with a reason (%s), "
+                  "the link stays up" % (name, rsts[0][2][:80] if rsts else None))
+            c.close()
+            deadline = time.time() + 3
+            while time.time() < deadline and not dest.results:
+                time.sleep(0.05)
+            check(dest.results and dest.results[0]["end"] == "reset" and
+                  dest.results[0]["n"] == 0,
+                  "encoded stream of %s: the destination is reset and gets "
+                  "no byte (%s)" % (name, dest.results[0] if dest.results else "nothing"))
+        # unknown OPEN flags: that stream is refused, the link lives
+        c = Client(certs, west_wan)
+        c.send(hello() + open_(1, target, flags=0x80) + frame(PING, 0, struct.pack(">Q", 7)))
+        closed, frames = c.read_until_closed(2.0)
+        check(any(f[0] == RST and b"unknown OPEN flags" in f[2] for f in frames)
+              and not closed, "unknown OPEN flags refuse the stream, not the link")
+        c.close()
 
         # An OPEN to a target outside `targets`: refused, nothing connects.
         dest.results.clear()
