@@ -106,6 +106,12 @@ class Qmp:
         self._sock = s
         self._file = s.makefile("rb")
         greeting = self._read_msg()
+        # QEMU sends the greeting from a bottom half: an event raised at the
+        # moment we connect (a destination entering the incoming "setup"
+        # state at boot) can come first. Keep such events, in order.
+        while greeting is not None and "event" in greeting:
+            self.events.append(greeting)
+            greeting = self._read_msg()
         if greeting is None or "QMP" not in greeting:
             raise RuntimeError("bad QMP greeting: %r" % (greeting,))
         self.greeting = greeting
