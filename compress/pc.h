@@ -20,9 +20,9 @@
  * Integrity: each block carries an XXH3-64 of the bytes it decodes to,
  * seeded with its number, checked before any of them is released; the
  * stream ends with an END record holding its length and an XXH3-128 digest
- * chained over every block's length and checksum (so over every byte). Anything that does
- * not check out is an error, and the owner cuts the destination connection
- * (design invariant 2).
+ * chained over every block's length and checksum (so over every byte).
+ * Anything that does not check out is an error, and the owner cuts the
+ * destination connection (design invariant 2).
  *
  * The encoded stream: a 16-byte preface, then blocks, then END:
  *
