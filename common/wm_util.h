@@ -12,6 +12,37 @@
 
 #define WM_ADDRSTRLEN 64 /* "[v6 address]:port" plus NUL */
 
+/* Big-endian integers on the wire (tunnel frames, the codec's blocks,
+ * QEMU's stream): inline, as the codec reads them per page. */
+static inline void
+wm_put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static inline void
+wm_put_be64(uint8_t *p, uint64_t v)
+{
+	wm_put_be32(p, (uint32_t)(v >> 32));
+	wm_put_be32(p + 4, (uint32_t)v);
+}
+
+static inline uint32_t
+wm_get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t
+wm_get_be64(const uint8_t *p)
+{
+	return (uint64_t)wm_get_be32(p) << 32 | wm_get_be32(p + 4);
+}
+
 /* A numeric socket address, IPv4 or IPv6, with a port. */
 struct wm_addr {
 	struct sockaddr_storage ss;

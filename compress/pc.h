@@ -101,8 +101,8 @@ uint8_t *pc_buf_reserve(struct pc_buf *b, size_t n);
 
 struct pc_enc;
 
-/* Returns a new encoder, or NULL on allocation failure. Its preface is
- * the first output of the first pc_enc_feed / pc_enc_flush call. */
+/* Returns a new encoder, or NULL on allocation failure. Its preface goes
+ * out with the first block (or with END, for an empty stream). */
 struct pc_enc *pc_enc_new(const struct pc_params *p);
 void pc_enc_free(struct pc_enc *e);
 /*

@@ -31,35 +31,6 @@ pc_get_le32(const uint8_t *p)
 }
 
 void
-pc_put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-void
-pc_put_be64(uint8_t *p, uint64_t v)
-{
-	pc_put_be32(p, (uint32_t)(v >> 32));
-	pc_put_be32(p + 4, (uint32_t)v);
-}
-
-uint32_t
-pc_get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
-}
-
-uint64_t
-pc_get_be64(const uint8_t *p)
-{
-	return (uint64_t)pc_get_be32(p) << 32 | pc_get_be32(p + 4);
-}
-
-void
 pc_buf_init(struct pc_buf *b)
 {
 	memset(b, 0, sizeof(*b));

@@ -111,9 +111,9 @@ pc_dec_next(struct pc_dec *d, const uint8_t *p, size_t avail,
 	}
 	if (avail < PC_BLOCK_HDR)
 		return 0;
-	ops_len = pc_get_be32(p + 4);
-	plen = pc_get_be32(p + 8);
-	olen = pc_get_be32(p + 12);
+	ops_len = wm_get_be32(p + 4);
+	plen = wm_get_be32(p + 8);
+	olen = wm_get_be32(p + 12);
 	if (p[0] == 'E') {
 		static const uint8_t zero[PC_BLOCK_HDR];
 
@@ -138,7 +138,7 @@ pc_dec_next(struct pc_dec *d, const uint8_t *p, size_t avail,
 static int
 preface(struct pc_dec *d, const uint8_t *p, char *err, size_t errlen)
 {
-	uint32_t nx = pc_get_be32(p + 8), nd = pc_get_be32(p + 12);
+	uint32_t nx = wm_get_be32(p + 8), nd = wm_get_be32(p + 12);
 
 	if ((nx & (nx - 1)) != 0)
 		FAIL("page cache of %u pages: not a power of two", nx);
@@ -326,17 +326,17 @@ pc_dec_unit(struct pc_dec *d, const uint8_t *p, size_t len, uint8_t *out,
 		XXH128_canonical_t c;
 
 		XXH128_canonicalFromHash(&c, XXH3_128bits_digest(d->digest));
-		if (pc_get_be64(p + PC_BLOCK_HDR) != d->total)
+		if (wm_get_be64(p + PC_BLOCK_HDR) != d->total)
 			FAIL("the stream ends after %llu bytes, the sender "
 			    "wrote %llu", (unsigned long long)d->total,
-			    (unsigned long long)pc_get_be64(p + PC_BLOCK_HDR));
+			    (unsigned long long)wm_get_be64(p + PC_BLOCK_HDR));
 		if (memcmp(c.digest, p + PC_BLOCK_HDR + 8, 16) != 0)
 			FAIL("digest mismatch over the whole stream");
 		d->done = true;
 		return 0;
 	}
-	ops_len = pc_get_be32(p + 4);
-	plen = pc_get_be32(p + 8);
+	ops_len = wm_get_be32(p + 4);
+	plen = wm_get_be32(p + 8);
 	p += PC_BLOCK_HDR;
 	if (h[1] == PC_ALGO_NONE) {
 		ops = p;
@@ -377,7 +377,7 @@ pc_dec_unit(struct pc_dec *d, const uint8_t *p, size_t len, uint8_t *out,
 	if (run_ops(d, ops, ops_len, out, olen, err, errlen) != 0)
 		return -1;
 	if (XXH3_64bits_withSeed(out, olen, (uint64_t)d->blockno + 1) !=
-	    pc_get_be64(h + 16))
+	    wm_get_be64(h + 16))
 		FAIL("block %u: checksum mismatch: decoded bytes differ from "
 		    "the source's", d->blockno);
 	XXH3_128bits_update(d->digest, h + 12, 12); /* length and checksum */

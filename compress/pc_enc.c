@@ -33,8 +33,6 @@ struct pc_enc {
 	size_t raw_at;          /* length field of the open RAW, or 0 */
 	uint64_t out_len;       /* bytes it decodes to */
 	XXH3_state_t *bsum, *digest;
-	uint32_t blockno;
-	uint64_t total;
 	uint64_t prev_key;
 	struct pc_buf carry;    /* an incomplete record */
 	struct pc_buf *out;     /* where blocks go, during a call */
@@ -342,8 +340,8 @@ emit_preface(struct pc_enc *e)
 	q[5] = (uint8_t)e->p.algo;
 	q[6] = (uint8_t)e->wlog;
 	q[7] = 0;
-	pc_put_be32(q + 8, e->c.nx);
-	pc_put_be32(q + 12, e->c.nd);
+	wm_put_be32(q + 8, e->c.nx);
+	wm_put_be32(q + 12, e->c.nd);
 	e->out->len += PC_PREFACE;
 	e->st.enc_bytes += PC_PREFACE;
 	e->started = true;
@@ -402,19 +400,17 @@ block_end(struct pc_enc *e)
 	q[0] = 'B';
 	q[1] = (uint8_t)algo;
 	q[2] = q[3] = 0;
-	pc_put_be32(q + 4, (uint32_t)e->ops.len);
-	pc_put_be32(q + 8, (uint32_t)plen);
-	pc_put_be32(q + 12, (uint32_t)e->out_len);
-	pc_put_be64(q + 16, XXH3_64bits_digest(e->bsum));
+	wm_put_be32(q + 4, (uint32_t)e->ops.len);
+	wm_put_be32(q + 8, (uint32_t)plen);
+	wm_put_be32(q + 12, (uint32_t)e->out_len);
+	wm_put_be64(q + 16, XXH3_64bits_digest(e->bsum));
 	/* the stream's digest chains the blocks' checksums and lengths:
 	 * it covers every byte without a second pass over them */
 	XXH3_128bits_update(e->digest, q + 12, 12);
 	e->out->len += PC_BLOCK_HDR + plen;
 	e->st.enc_bytes += PC_BLOCK_HDR + plen;
 	e->st.blocks++;
-	e->total += e->out_len;
-	e->blockno++;
-	XXH3_64bits_reset_withSeed(e->bsum, (uint64_t)e->blockno + 1);
+	XXH3_64bits_reset_withSeed(e->bsum, e->st.blocks + 1);
 	e->ops.len = 0;
 	e->out_len = 0;
 	return 0;
@@ -459,18 +455,10 @@ feed(struct pc_enc *e, const uint8_t *p, size_t n)
 	return e->failed ? -1 : 0;
 }
 
-int
-pc_enc_feed(struct pc_enc *e, const uint8_t *p, size_t n, struct pc_buf *out)
+/* The end of a public call: blocks went to e->out; a failure is final. */
+static int
+call_end(struct pc_enc *e, int r)
 {
-	int r;
-
-	if (e->failed || e->finished)
-		return -1;
-	e->out = out;
-	e->st.raw_bytes += n;
-	r = emit_preface(e);
-	if (r == 0)
-		r = feed(e, p, n);
 	e->out = NULL;
 	if (r != 0)
 		e->failed = true;
@@ -478,20 +466,22 @@ pc_enc_feed(struct pc_enc *e, const uint8_t *p, size_t n, struct pc_buf *out)
 }
 
 int
+pc_enc_feed(struct pc_enc *e, const uint8_t *p, size_t n, struct pc_buf *out)
+{
+	if (e->failed || e->finished)
+		return -1;
+	e->out = out;
+	e->st.raw_bytes += n;
+	return call_end(e, feed(e, p, n));
+}
+
+int
 pc_enc_flush(struct pc_enc *e, struct pc_buf *out)
 {
-	int r;
-
 	if (e->failed)
 		return -1;
 	e->out = out;
-	r = emit_preface(e);
-	if (r == 0)
-		r = block_end(e);
-	e->out = NULL;
-	if (r != 0)
-		e->failed = true;
-	return r;
+	return call_end(e, block_end(e));
 }
 
 int
@@ -503,7 +493,7 @@ pc_enc_finish(struct pc_enc *e, struct pc_buf *out)
 	if (e->failed || e->finished)
 		return -1;
 	e->out = out;
-	if (emit_preface(e) != 0)
+	if (emit_preface(e) != 0) /* an empty stream has one too */
 		goto fail;
 	if (e->carry.len > 0) {
 		/* the stream ended inside a record: the bytes go as they are */
@@ -516,19 +506,17 @@ pc_enc_finish(struct pc_enc *e, struct pc_buf *out)
 		goto fail;
 	memset(q, 0, PC_BLOCK_HDR);
 	q[0] = 'E';
-	pc_put_be32(q + 8, 24);
-	pc_put_be64(q + PC_BLOCK_HDR, e->total);
+	wm_put_be32(q + 8, 24);
+	/* every byte fed has gone out in a block by now */
+	wm_put_be64(q + PC_BLOCK_HDR, e->st.raw_bytes);
 	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(e->digest));
 	memcpy(q + PC_BLOCK_HDR + 8, c.digest, 16);
 	out->len += PC_BLOCK_HDR + 24;
 	e->st.enc_bytes += PC_BLOCK_HDR + 24;
 	e->finished = true;
-	e->out = NULL;
-	return 0;
+	return call_end(e, 0);
 fail:
-	e->failed = true;
-	e->out = NULL;
-	return -1;
+	return call_end(e, -1);
 }
 
 void

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "pc.h"
+#include "wm_util.h"
 
 #define PC_OP_RAW 0x01
 #define PC_OP_PAGE 0x02
@@ -95,9 +96,5 @@ void pc_page_store(uint8_t *dst, const uint8_t *src);
 
 void pc_put_le32(uint8_t *p, uint32_t v);
 uint32_t pc_get_le32(const uint8_t *p);
-void pc_put_be32(uint8_t *p, uint32_t v);
-void pc_put_be64(uint8_t *p, uint64_t v);
-uint32_t pc_get_be32(const uint8_t *p);
-uint64_t pc_get_be64(const uint8_t *p);
 
 #endif

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "pc.h"
+#include "wm_util.h"
 
 #define MAGIC 0x5145564Du
 #define F_ZERO 0x002u
@@ -53,19 +54,6 @@ struct pc_parser {
 	char blocks[MAX_BLOCKS][256];
 	const char *why;
 };
-
-static uint32_t
-be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t
-be64(const uint8_t *p)
-{
-	return (uint64_t)be32(p) << 32 | be32(p + 4);
-}
 
 struct pc_parser *
 pc_parser_new(const struct pc_parser_cbs *cbs, void *arg)
@@ -144,7 +132,7 @@ ram_record(struct pc_parser *ps, const uint8_t *p, size_t avail)
 
 	if (avail < 8)
 		return 0;
-	w = be64(p);
+	w = wm_get_be64(p);
 	flags = w & 0xFFFu;
 	offset = w & ~(uint64_t)0xFFFu;
 	base = flags & ~(uint64_t)F_CONTINUE;
@@ -207,7 +195,7 @@ ram_record(struct pc_parser *ps, const uint8_t *p, size_t avail)
 		} else {
 			if (avail < hdr + 4)
 				return 0;
-			body = be32(p + hdr);
+			body = wm_get_be32(p + hdr);
 			if (body > 2 * PC_PAGE) {
 				opaque(ps, "malformed COMPRESS_PAGE record");
 				return -1;
@@ -245,7 +233,7 @@ step(struct pc_parser *ps, const uint8_t *p, size_t avail)
 	case PS_HDR:
 		if (avail < 8)
 			return 0;
-		if (be32(p) != MAGIC || be32(p + 4) != 3) {
+		if (wm_get_be32(p) != MAGIC || wm_get_be32(p + 4) != 3) {
 			opaque(ps, "not a QEMU main channel");
 			return -1;
 		}
@@ -284,7 +272,7 @@ step(struct pc_parser *ps, const uint8_t *p, size_t avail)
 			if (avail < 5)
 				return 0;
 			ps->cbs.raw(ps->arg, p, 5);
-			ps->skip = be32(p + 1);
+			ps->skip = wm_get_be32(p + 1);
 			ps->skip_next = PS_CONFIG_SUB;
 			ps->state = ps->skip ? PS_SKIP : PS_CONFIG_SUB;
 			return 5;
@@ -316,7 +304,7 @@ step(struct pc_parser *ps, const uint8_t *p, size_t avail)
 				return -1;
 			}
 			ps->cbs.raw(ps->arg, p, n);
-			ps->ram_sid = be32(p + 1);
+			ps->ram_sid = wm_get_be32(p + 1);
 			ps->cur_block = -1; /* QEMU resets it at setup */
 			ps->state = PS_RAM;
 			return (long)n;
@@ -324,7 +312,7 @@ step(struct pc_parser *ps, const uint8_t *p, size_t avail)
 		case 0x03:
 			if (avail < 5)
 				return 0;
-			if ((int64_t)be32(p + 1) != ps->ram_sid) {
+			if ((int64_t)wm_get_be32(p + 1) != ps->ram_sid) {
 				opaque(ps, "section other than ram");
 				return -1;
 			}
@@ -349,7 +337,7 @@ step(struct pc_parser *ps, const uint8_t *p, size_t avail)
 		if (avail < 1 || avail < 1 + (size_t)p[0] + 8)
 			return 0;
 		n = 1 + (size_t)p[0] + 8;
-		used = be64(p + 1 + p[0]);
+		used = wm_get_be64(p + 1 + p[0]);
 		if (p[0] == 0 || used > ps->mem_left ||
 		    block_index(ps, p + 1, p[0]) < 0) {
 			opaque(ps, "malformed RAM block list");
@@ -364,7 +352,7 @@ step(struct pc_parser *ps, const uint8_t *p, size_t avail)
 	case PS_FOOTER:
 		if (avail < 5)
 			return 0;
-		if (p[0] != 0x7E || (int64_t)be32(p + 1) != ps->ram_sid) {
+		if (p[0] != 0x7E || (int64_t)wm_get_be32(p + 1) != ps->ram_sid) {
 			opaque(ps, "ram section without its footer");
 			return -1;
 		}

@@ -49,8 +49,18 @@ enum conf_type {
 				   belongs to the section's last MAC so far */
 };
 
+/* Keywords of the enumerated types, in the order of their values. */
+struct conf_enum {
+	const char *const *names;
+	int n;
+	const char *expect;     /* for the error message */
+};
 static const char *const conf_cc_names[] = { "system", "bbr", "cubic" };
 static const char *const conf_codec_names[] = { "auto", "none", "lz4", "zstd" };
+static const struct conf_enum conf_cc_enum = { conf_cc_names, 3,
+	"bbr, cubic or system" };
+static const struct conf_enum conf_codec_enum = { conf_codec_names, 4,
+	"auto, lz4, zstd or none" };
 
 #define CONF_F_REQUIRED 0x1
 #define CONF_F_REPEAT 0x2
@@ -595,27 +605,20 @@ conf_set_value(struct conf_parse *p, const struct conf_key *k, void *base,
 		}
 		return 0;
 	case CONF_T_CONGESTION:
-		for (int i = 0; i < (int)(sizeof(conf_cc_names) /
-		    sizeof(conf_cc_names[0])); i++) {
-			if (strcmp(val, conf_cc_names[i]) == 0) {
+	case CONF_T_CODEC: {
+		const struct conf_enum *e = k->type == CONF_T_CODEC ?
+		    &conf_codec_enum : &conf_cc_enum;
+
+		for (int i = 0; i < e->n; i++) {
+			if (strcmp(val, e->names[i]) == 0) {
 				*(int *)field = i;
 				return 0;
 			}
 		}
-		conf_error(p, line, k->name, "expected bbr, cubic or system, "
-		    "got \"%.64s\"", val);
+		conf_error(p, line, k->name, "expected %s, got \"%.64s\"",
+		    e->expect, val);
 		return -1;
-	case CONF_T_CODEC:
-		for (int i = 0; i < (int)(sizeof(conf_codec_names) /
-		    sizeof(conf_codec_names[0])); i++) {
-			if (strcmp(val, conf_codec_names[i]) == 0) {
-				*(int *)field = i;
-				return 0;
-			}
-		}
-		conf_error(p, line, k->name, "expected auto, lz4, zstd or none, "
-		    "got \"%.64s\"", val);
-		return -1;
+	}
 	case CONF_T_IFNAME:
 		if (!conf_ifname_valid(val)) {
 			conf_error(p, line, k->name, "expected a network "
@@ -1335,20 +1338,14 @@ conf_dump_section(FILE *f, enum conf_sect sect, const void *base)
 			fprintf(f, "%s = %s\n", k->name, wm_rate_format(
 			    *(const uint64_t *)field, buf, sizeof(buf)));
 			break;
-		case CONF_T_CODEC: {
-			int cd = *(const int *)field;
-
-			if (cd >= 0 && cd <= CONF_CODEC_ZSTD)
-				fprintf(f, "%s = %s\n", k->name,
-				    conf_codec_names[cd]);
-			break;
-		}
+		case CONF_T_CODEC:
 		case CONF_T_CONGESTION: {
-			int cc = *(const int *)field;
+			const struct conf_enum *e = k->type == CONF_T_CODEC ?
+			    &conf_codec_enum : &conf_cc_enum;
+			int v = *(const int *)field;
 
-			if (cc >= 0 && cc <= CONF_CC_CUBIC)
-				fprintf(f, "%s = %s\n", k->name,
-				    conf_cc_names[cc]);
+			if (v >= 0 && v < e->n)
+				fprintf(f, "%s = %s\n", k->name, e->names[v]);
 			break;
 		}
 		case CONF_T_CIDRS: {

@@ -63,7 +63,7 @@ conn_send_u64(struct wan_conn *c, uint8_t type, uint64_t v)
 {
 	uint8_t b[8];
 
-	wan_put_be64(b, v);
+	wm_put_be64(b, v);
 	return conn_send_ctrl(c, type, b, sizeof(b));
 }
 

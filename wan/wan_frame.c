@@ -7,35 +7,7 @@
 #include <string.h>
 
 #include "wm_err.h"
-
-void
-wan_put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
-
-void
-wan_put_be64(uint8_t *p, uint64_t v)
-{
-	wan_put_be32(p, (uint32_t)(v >> 32));
-	wan_put_be32(p + 4, (uint32_t)v);
-}
-
-static uint32_t
-get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
-}
-
-uint64_t
-wan_get_be64(const uint8_t *p)
-{
-	return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-}
+#include "wm_util.h"
 
 void
 wan_frame_hdr_encode(uint8_t *buf, const struct wan_frame_hdr *h)
@@ -44,9 +16,9 @@ wan_frame_hdr_encode(uint8_t *buf, const struct wan_frame_hdr *h)
 	buf[1] = h->flags;
 	buf[2] = 0;
 	buf[3] = 0;
-	wan_put_be32(buf + 4, h->stream);
-	wan_put_be32(buf + 8, h->length);
-	wan_put_be64(buf + 12, h->seq);
+	wm_put_be32(buf + 4, h->stream);
+	wm_put_be32(buf + 8, h->length);
+	wm_put_be64(buf + 12, h->seq);
 }
 
 int
@@ -63,9 +35,9 @@ wan_frame_hdr_decode(const uint8_t *buf, size_t len, struct wan_frame_hdr *h)
 		return 0;
 	h->type = buf[0];
 	h->flags = buf[1];
-	h->stream = get_be32(buf + 4);
-	h->length = get_be32(buf + 8);
-	h->seq = wan_get_be64(buf + 12);
+	h->stream = wm_get_be32(buf + 4);
+	h->length = wm_get_be32(buf + 8);
+	h->seq = wm_get_be64(buf + 12);
 	if (h->type == 0 || h->type > WAN_FRAME_TYPE_MAX)
 		return WM_ERR_PROTO;
 	if ((h->seq != 0) != (wan_frame_sequenced(h->type) != 0))
@@ -181,11 +153,11 @@ wan_hello_encode(uint8_t *buf, size_t cap, const struct wan_hello *m)
 	buf[1] = (uint8_t)m->version;
 	buf[2] = (uint8_t)(m->flags >> 8);
 	buf[3] = (uint8_t)m->flags;
-	wan_put_be32(buf + 4, m->window);
-	wan_put_be32(buf + 8, m->reorder);
-	wan_put_be64(buf + 12, m->session);
-	wan_put_be64(buf + 20, m->send_next);
-	wan_put_be64(buf + 28, m->recv_next);
+	wm_put_be32(buf + 4, m->window);
+	wm_put_be32(buf + 8, m->reorder);
+	wm_put_be64(buf + 12, m->session);
+	wm_put_be64(buf + 20, m->send_next);
+	wm_put_be64(buf + 28, m->recv_next);
 	if (put_str(buf, cap, &off, m->site) != 0)
 		return WM_ERR_TOOBIG;
 	return (int)off;
@@ -201,11 +173,11 @@ wan_hello_decode(const uint8_t *p, size_t len, struct wan_hello *m)
 		return WM_ERR_PROTO;
 	m->version = (uint16_t)(h[0] << 8 | h[1]);
 	m->flags = (uint16_t)(h[2] << 8 | h[3]);
-	m->window = get_be32(h + 4);
-	m->reorder = get_be32(h + 8);
-	m->session = wan_get_be64(h + 12);
-	m->send_next = wan_get_be64(h + 20);
-	m->recv_next = wan_get_be64(h + 28);
+	m->window = wm_get_be32(h + 4);
+	m->reorder = wm_get_be32(h + 8);
+	m->session = wm_get_be64(h + 12);
+	m->send_next = wm_get_be64(h + 20);
+	m->recv_next = wm_get_be64(h + 28);
 	take_str(&c, m->site, sizeof(m->site));
 	return finish(&c);
 }
@@ -236,7 +208,7 @@ wan_open_encode(uint8_t *buf, size_t cap, const struct wan_open *m)
 
 	if (cap < off)
 		return WM_ERR_TOOBIG;
-	wan_put_be64(buf, m->migration);
+	wm_put_be64(buf, m->migration);
 	buf[8] = (uint8_t)(m->index >> 8);
 	buf[9] = (uint8_t)m->index;
 	if (put_str(buf, cap, &off, m->route) != 0 ||
@@ -254,7 +226,7 @@ wan_open_decode(const uint8_t *p, size_t len, struct wan_open *m)
 
 	if (h == NULL)
 		return WM_ERR_PROTO;
-	m->migration = wan_get_be64(h);
+	m->migration = wm_get_be64(h);
 	m->index = (uint16_t)(h[8] << 8 | h[9]);
 	take_str(&c, m->route, sizeof(m->route));
 	take_str(&c, m->target, sizeof(m->target));
@@ -303,7 +275,7 @@ wan_u32_decode(const uint8_t *p, size_t len, uint32_t *v)
 {
 	if (len != 4)
 		return WM_ERR_PROTO;
-	*v = get_be32(p);
+	*v = wm_get_be32(p);
 	return 0;
 }
 
@@ -312,6 +284,6 @@ wan_u64_decode(const uint8_t *p, size_t len, uint64_t *v)
 {
 	if (len != 8)
 		return WM_ERR_PROTO;
-	*v = wan_get_be64(p);
+	*v = wm_get_be64(p);
 	return 0;
 }

@@ -146,8 +146,5 @@ int wan_str_decode(const uint8_t *p, size_t len, char *out, size_t cap);
 /* WINDOW, ACK, PING and PONG carry one integer. */
 int wan_u32_decode(const uint8_t *p, size_t len, uint32_t *v);
 int wan_u64_decode(const uint8_t *p, size_t len, uint64_t *v);
-void wan_put_be32(uint8_t *p, uint32_t v);
-void wan_put_be64(uint8_t *p, uint64_t v);
-uint64_t wan_get_be64(const uint8_t *p);
 
 #endif

@@ -219,7 +219,7 @@ link_push(struct wan_link *l, struct rtx *r, size_t payload,
     struct wan_conn *c)
 {
 	r->seq = l->send_next++;
-	wan_put_be64(r->buf + 12, r->seq);
+	wm_put_be64(r->buf + 12, r->seq);
 	TAILQ_INSERT_TAIL(&l->rtx, r, entry);
 	l->rtx_bytes += payload + OOO_ENTRY_COST;
 	l->rtx_n++;
@@ -338,7 +338,7 @@ send_u32(struct wan_link *l, uint8_t type, uint32_t stream, uint32_t v)
 {
 	uint8_t b[4];
 
-	wan_put_be32(b, v);
+	wm_put_be32(b, v);
 	send_seq(l, type, stream, b, sizeof(b));
 }
 
@@ -541,7 +541,7 @@ stream_encode(struct wan_stream *s, struct evbuffer *in)
 
 	while (r == 0 && evbuffer_get_length(s->encq) < ENC_LOW) {
 		size_t n = evbuffer_get_length(in);
-		uint8_t *p;
+		struct evbuffer_iovec v;
 
 		if (n == 0) {
 			if (s->local_eof && !s->enc_done) {
@@ -551,15 +551,22 @@ stream_encode(struct wan_stream *s, struct evbuffer *in)
 				r = pc_enc_flush(s->enc, &s->encbuf);
 			}
 		} else {
-			if (n > ENC_CHUNK)
-				n = ENC_CHUNK;
-			if ((p = evbuffer_pullup(in, (ev_ssize_t)n)) == NULL) {
-				r = -1;
-				break;
+			/* the input's first chunk, where it lies: the encoder
+			 * holds a record cut between chunks itself */
+			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 ||
+			    v.iov_len == 0) {
+				v.iov_len = n < ENC_CHUNK ? n : ENC_CHUNK;
+				v.iov_base = evbuffer_pullup(in,
+				    (ev_ssize_t)v.iov_len);
+				if (v.iov_base == NULL) {
+					r = -1;
+					break;
+				}
 			}
+			n = v.iov_len < ENC_CHUNK ? v.iov_len : ENC_CHUNK;
 			if (s->cbs.observe != NULL)
 				stream_observe(s, in, n);
-			r = pc_enc_feed(s->enc, p, n, &s->encbuf);
+			r = pc_enc_feed(s->enc, v.iov_base, n, &s->encbuf);
 			evbuffer_drain(in, n);
 			s->st.local_in += n;
 		}
@@ -650,7 +657,7 @@ stream_pump(struct wan_stream *s)
 			link_break(l);
 			return;
 		}
-		wan_put_be64(p, XXH3_64bits(p + DATA_SUM, len));
+		wm_put_be64(p, XXH3_64bits(p + DATA_SUM, len));
 		if (l->fault_corrupt != 0 && --l->fault_corrupt == 0) {
 			p[DATA_SUM + len / 2] ^= 0x20;
 			log_warnx("fault injection: flipped a bit in stream %u",
@@ -1062,7 +1069,7 @@ recv_data(struct wan_link *l, const struct wan_frame_hdr *h,
 		link_fail(l, "out of memory reading a frame");
 		return;
 	}
-	if (XXH3_64bits(p, len) != wan_get_be64(sum)) {
+	if (XXH3_64bits(p, len) != wm_get_be64(sum)) {
 		evbuffer_drain(src, len);
 		log_warnx("stream %u: DATA frame %llu fails its checksum",
 		    s->id, (unsigned long long)h->seq);
@@ -1432,6 +1439,7 @@ link_conn_hello(struct wan_link *l, struct wan_conn *c)
 	c->ready = true;
 	c->last_ping_ms = 0;
 	l->nready++;
+	link_defer(l); /* what was held while no connection could take it */
 	resumed = l->st.down_since_ms != 0;
 	if (l->st.up_since_ms == 0)
 		l->st.up_since_ms = wm_now_ms();
@@ -1609,11 +1617,7 @@ link_holcb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (l->dead)
-		return;
-	if (l->nready > 0)
-		link_flush_delayed(l);
-	if (l->dead || (r = TAILQ_FIRST(&l->rtx)) == NULL)
+	if (l->dead || r == NULL)
 		return;
 	if (r->seq != l->head_seq || l->nready < 2) {
 		l->head_seq = r->seq;

@@ -139,151 +139,15 @@ dec_seeds(const char *name, const struct pc_buf *s, uint64_t xbz,
 	}
 }
 
-/* ---- pieces of QEMU streams ------------------------------------------- */
-
-static void
-hdr(struct gen *g)
-{
-	gen_be32(g, 0x5145564D);
-	gen_be32(g, 3);
-}
-
-static void
-config(struct gen *g)
-{
-	gen_u8(g, 0x07);
-	gen_be32(g, 10);
-	gen_put(g, "pc-q35-7.2", 10);
-}
-
-static void
-command(struct gen *g, uint16_t cmd, const void *data, uint16_t len)
-{
-	gen_u8(g, 0x08);
-	gen_u8(g, (uint8_t)(cmd >> 8));
-	gen_u8(g, (uint8_t)cmd);
-	gen_u8(g, (uint8_t)(len >> 8));
-	gen_u8(g, (uint8_t)len);
-	if (len > 0)
-		gen_put(g, data, len);
-}
-
-static void
-subsection(struct gen *g, const char *name)
-{
-	gen_u8(g, 0x05);
-	gen_str(g, name);
-	gen_be32(g, 1);
-}
-
-static void
-footer(struct gen *g, uint32_t sid)
-{
-	gen_be64(g, 0x10);              /* EOS */
-	gen_u8(g, 0x7E);
-	gen_be32(g, sid);
-}
-
-/* START of "ram" (section 2) with the block list: pc.ram of npages,
- * pc.bios of 16 pages. */
-static void
-ram_start(struct gen *g, uint32_t npages)
-{
-	gen_u8(g, 0x01);
-	gen_be32(g, 2);
-	gen_str(g, "ram");
-	gen_be32(g, 0);
-	gen_be32(g, 4);
-	gen_be64(g, ((uint64_t)npages + 16) * PC_PAGE | 0x04);
-	gen_str(g, "pc.ram");
-	gen_be64(g, (uint64_t)npages * PC_PAGE);
-	gen_str(g, "pc.bios");
-	gen_be64(g, 16 * PC_PAGE);
-	footer(g, 2);
-}
-
-static void
-section(struct gen *g, uint8_t type, uint32_t sid)
-{
-	gen_u8(g, type);
-	gen_be32(g, sid);
-}
-
-/* A ram record's header: flags, and the block name unless NULL
- * (CONTINUE). */
-static void
-rec(struct gen *g, uint32_t page, unsigned flags, const char *block)
-{
-	gen_be64(g, (uint64_t)page * PC_PAGE | flags | (block ? 0 : 0x20));
-	if (block != NULL)
-		gen_str(g, block);
-}
-
-static void
-rec_page(struct gen *g, uint32_t page, const char *block, uint32_t content,
-    uint32_t v)
-{
-	uint8_t pg[PC_PAGE];
-
-	rec(g, page, 0x08, block);
-	gen_page(pg, content, v);
-	gen_put(g, pg, PC_PAGE);
-}
-
-static void
-rec_data(struct gen *g, uint32_t page, const char *block, const uint8_t *pg)
-{
-	rec(g, page, 0x08, block);
-	gen_put(g, pg, PC_PAGE);
-}
-
-static void
-rec_zero(struct gen *g, uint32_t page, const char *block)
-{
-	rec(g, page, 0x02, block);
-	gen_u8(g, 0);
-}
-
-static void
-rec_xbzrle(struct gen *g, uint32_t page, const char *block)
-{
-	rec(g, page, 0x40, block);
-	gen_put(g, "\x01\x00\x07\x10\x05qwert", 10);
-}
-
-static void
-rec_compress(struct gen *g, uint32_t page, const char *block, uint32_t len)
-{
-	rec(g, page, 0x100, block);
-	gen_be32(g, len);
-	for (uint32_t i = 0; i < len; i++)
-		gen_u8(g, (uint8_t)gen_rand(g));
-}
-
-static void
-device_state(struct gen *g)
-{
-	gen_u8(g, 0x04);
-	gen_be32(g, 5);
-	gen_str(g, "timer");
-	gen_be32(g, 0);
-	gen_be32(g, 2);
-	for (int i = 0; i < 40; i++)
-		gen_u8(g, (uint8_t)gen_rand(g));
-	gen_u8(g, 0x7E);
-	gen_be32(g, 5);
-	gen_u8(g, 0x00);
-}
-
 /* The beginning most hand-built streams share: header, configuration, a
  * ram START listing 8 pages, a PART. */
 static void
 prologue(struct gen *g)
 {
-	hdr(g);
-	config(g);
-	ram_start(g, 8);
-	section(g, 0x02, 2);
+	gen_hdr(g);
+	gen_config(g);
+	gen_ram_start(g, 8);
+	gen_section(g, 0x02, 2);
 }
 
 static void
@@ -305,7 +169,7 @@ hand_built(void)
 
 	seed_done("empty", &g, true);
 
-	hdr(&g);
+	gen_hdr(&g);
 	seed_done("hdr", &g, false);
 
 	for (int i = 0; i < 600; i++)
@@ -317,112 +181,112 @@ hand_built(void)
 
 	/* every ram record type, over three sections */
 	prologue(&g);
-	rec_page(&g, 0, "pc.ram", 0, 0);
-	rec_zero(&g, 1, NULL);
-	rec_page(&g, 2, NULL, 2, 0);
-	rec_xbzrle(&g, 3, NULL);
-	rec_compress(&g, 4, NULL, 300);
-	rec_page(&g, 5, NULL, 0, 0);            /* same content as page 0 */
+	gen_rec_page(&g, 0, "pc.ram", 0, 0);
+	gen_rec_zero(&g, 1, NULL);
+	gen_rec_page(&g, 2, NULL, 2, 0);
+	gen_rec_xbzrle(&g, 3, NULL);
+	gen_rec_compress(&g, 4, NULL, 300);
+	gen_rec_page(&g, 5, NULL, 0, 0);            /* same content as page 0 */
 	gen_be64(&g, 0x200);                    /* MULTIFD_FLUSH */
-	rec_page(&g, 0, "pc.bios", 999, 0);
-	rec_zero(&g, 1, NULL);
-	footer(&g, 2);
-	section(&g, 0x02, 2);
-	rec_page(&g, 0, "pc.ram", 0, 1);        /* changed: a delta */
-	rec_xbzrle(&g, 2, NULL);                /* held: dropped */
-	rec_page(&g, 2, NULL, 2, 3);
-	rec_zero(&g, 5, NULL);
-	footer(&g, 2);
-	section(&g, 0x03, 2);
-	rec_page(&g, 6, "pc.ram", 6, 0);
-	rec_page(&g, 7, NULL, 0, 1);            /* same as page 0 now */
-	footer(&g, 2);
-	device_state(&g);
+	gen_rec_page(&g, 0, "pc.bios", 999, 0);
+	gen_rec_zero(&g, 1, NULL);
+	gen_footer(&g, 2);
+	gen_section(&g, 0x02, 2);
+	gen_rec_page(&g, 0, "pc.ram", 0, 1);        /* changed: a delta */
+	gen_rec_xbzrle(&g, 2, NULL);                /* held: dropped */
+	gen_rec_page(&g, 2, NULL, 2, 3);
+	gen_rec_zero(&g, 5, NULL);
+	gen_footer(&g, 2);
+	gen_section(&g, 0x03, 2);
+	gen_rec_page(&g, 6, "pc.ram", 6, 0);
+	gen_rec_page(&g, 7, NULL, 0, 1);            /* same as page 0 now */
+	gen_footer(&g, 2);
+	gen_device_state(&g, 40);
 	seed_done("ram-records", &g, true);
 
 	/* a page rewritten: too much for a delta, then a delta with runs
 	 * and skips longer than a byte's varint */
 	prologue(&g);
 	gen_page(pg, 3, 0);
-	rec_data(&g, 3, "pc.ram", pg);
+	gen_rec_data(&g, 3, "pc.ram", pg);
 	for (size_t i = 0; i < PC_PAGE; i += 2)
 		pg[i] ^= 0x5A;
-	rec_data(&g, 3, NULL, pg);
+	gen_rec_data(&g, 3, NULL, pg);
 	memset(pg + 1000, 0xEE, 300);
 	memset(pg + 3000, 0x11, 9);
-	rec_data(&g, 3, NULL, pg);
-	footer(&g, 2);
-	device_state(&g);
+	gen_rec_data(&g, 3, NULL, pg);
+	gen_footer(&g, 2);
+	gen_device_state(&g, 40);
 	seed_done("ram-rewrites", &g, true);
 
 	/* configuration subsections */
-	hdr(&g);
-	config(&g);
-	subsection(&g, "configuration/uuid");
+	gen_hdr(&g);
+	gen_config(&g);
+	gen_subsection(&g, "configuration/uuid");
 	gen_put(&g, uuid, 16);
-	ram_start(&g, 4);
-	section(&g, 0x02, 2);
-	rec_page(&g, 1, "pc.ram", 1, 0);
-	footer(&g, 2);
+	gen_ram_start(&g, 4);
+	gen_section(&g, 0x02, 2);
+	gen_rec_page(&g, 1, "pc.ram", 1, 0);
+	gen_footer(&g, 2);
 	gen_u8(&g, 0x00);
 	seed_done("cfg-uuid", &g, true);
 
-	hdr(&g);
-	config(&g);
-	subsection(&g, "configuration/target-page-bits");
+	gen_hdr(&g);
+	gen_config(&g);
+	gen_subsection(&g, "configuration/target-page-bits");
 	gen_be32(&g, 12);
 	seed_done("cfg-page-bits", &g, false);
 
-	hdr(&g);
-	config(&g);
-	subsection(&g, "configuration/capabilities");
+	gen_hdr(&g);
+	gen_config(&g);
+	gen_subsection(&g, "configuration/capabilities");
 	gen_be32(&g, 1);
 	gen_str(&g, "x-ignore-shared");
 	seed_done("cfg-capabilities", &g, false);
 
 	/* commands */
-	hdr(&g);
-	config(&g);
-	command(&g, 1, NULL, 0);                        /* OPEN_RETURN_PATH */
-	command(&g, 2, "\x00\x00\x00\x01", 4);          /* PING */
-	command(&g, 0x20, "abc", 3);                    /* unknown */
-	ram_start(&g, 2);
-	section(&g, 0x02, 2);
-	rec_page(&g, 1, "pc.ram", 1, 0);
-	footer(&g, 2);
+	gen_hdr(&g);
+	gen_config(&g);
+	gen_command(&g, 1, NULL, 0);                        /* OPEN_RETURN_PATH */
+	gen_command(&g, 2, "\x00\x00\x00\x01", 4);          /* PING */
+	gen_command(&g, 0x20, "abc", 3);                    /* unknown */
+	gen_ram_start(&g, 2);
+	gen_section(&g, 0x02, 2);
+	gen_rec_page(&g, 1, "pc.ram", 1, 0);
+	gen_footer(&g, 2);
 	seed_done("commands", &g, true);
 
-	hdr(&g);
-	config(&g);
-	command(&g, 3, "\0\0\0\0\0\0\x10\0\0\0\0\0\0\0\x10\0", 16);
-	ram_start(&g, 2);
+	gen_hdr(&g);
+	gen_config(&g);
+	gen_command(&g, 3, "\0\0\0\0\0\0\x10\0\0\0\0\0\0\0\x10\0", 16);
+	gen_ram_start(&g, 2);
 	seed_done("postcopy-advise", &g, false);
 
-	hdr(&g);
-	config(&g);
-	command(&g, 7, "\0\0\0\x10", 4);
+	gen_hdr(&g);
+	gen_config(&g);
+	gen_command(&g, 7, "\0\0\0\x10", 4);
 	seed_done("postcopy-package", &g, false);
 
 	/* ways the parser gives up on a ram section */
 	prologue(&g);
-	rec_zero(&g, 0, NULL);
+	gen_rec_zero(&g, 0, NULL);
 	seed_done("continue-first", &g, false);
 
 	prologue(&g);
-	rec(&g, 0, 0x80, "pc.ram");             /* HOOK */
+	gen_rec(&g, 0, 0x80, "pc.ram");             /* HOOK */
 	seed_done("ram-unknown-record", &g, false);
 
 	prologue(&g);
-	rec(&g, 0, 0x30, NULL);                 /* EOS | CONTINUE */
+	gen_rec(&g, 0, 0x30, NULL);                 /* EOS | CONTINUE */
 	seed_done("eos-continue", &g, false);
 
 	prologue(&g);
-	rec(&g, 0, 0x40, "pc.ram");
+	gen_rec(&g, 0, 0x40, "pc.ram");
 	gen_put(&g, "\x02\x00\x01\x00", 4);
 	seed_done("xbzrle-bad", &g, false);
 
 	prologue(&g);
-	rec(&g, 0, 0x100, "pc.ram");
+	gen_rec(&g, 0, 0x100, "pc.ram");
 	gen_be32(&g, 3 * PC_PAGE);
 	seed_done("compress-bad", &g, false);
 
@@ -431,16 +295,13 @@ hand_built(void)
 		char name[16];
 
 		snprintf(name, sizeof(name), "block%d", i);
-		rec_zero(&g, 0, name);
+		gen_rec_zero(&g, 0, name);
 	}
 	seed_done("many-blocks", &g, false);
 
-	hdr(&g);
-	config(&g);
-	section(&g, 0x01, 2);
-	gen_str(&g, "ram");
-	gen_be32(&g, 0);
-	gen_be32(&g, 4);
+	gen_hdr(&g);
+	gen_config(&g);
+	gen_start(&g, 2, "ram", 4);
 	gen_be64(&g, 2 * PC_PAGE | 0x04);
 	gen_str(&g, "pc.ram");
 	gen_be64(&g, 3 * PC_PAGE);              /* more than announced */
@@ -452,21 +313,18 @@ hand_built(void)
 	gen_be32(&g, 3);                        /* the wrong section */
 	seed_done("footer-bad", &g, false);
 
-	hdr(&g);
-	config(&g);
-	section(&g, 0x01, 3);
-	gen_str(&g, "timer");
-	gen_be32(&g, 0);
-	gen_be32(&g, 1);
+	gen_hdr(&g);
+	gen_config(&g);
+	gen_start(&g, 3, "timer", 1);
 	seed_done("section-other", &g, false);
 
-	hdr(&g);
-	config(&g);
-	ram_start(&g, 2);
-	section(&g, 0x02, 9);
+	gen_hdr(&g);
+	gen_config(&g);
+	gen_ram_start(&g, 2);
+	gen_section(&g, 0x02, 9);
 	seed_done("part-other-sid", &g, false);
 
-	hdr(&g);
+	gen_hdr(&g);
 	gen_u8(&g, 0x09);
 	seed_done("element-unknown", &g, false);
 }

@@ -9,6 +9,7 @@
 
 #include "wan_frame.h"
 #include "wm_err.h"
+#include "wm_util.h"
 
 static void
 test_hdr_roundtrip(void **state)
@@ -40,9 +41,9 @@ decode_seq(uint8_t type, uint8_t flags, uint16_t rsv, uint32_t stream,
 		(uint8_t)rsv };
 	struct wan_frame_hdr g;
 
-	wan_put_be32(b + 4, stream);
-	wan_put_be32(b + 8, len);
-	wan_put_be64(b + 12, seq);
+	wm_put_be32(b + 4, stream);
+	wm_put_be32(b + 8, len);
+	wm_put_be64(b + 12, seq);
 	return wan_frame_hdr_decode(b, sizeof(b), &g);
 }
 
@@ -187,11 +188,11 @@ test_rst_and_ints(void **state)
 	assert_int_equal(g.code, WAN_RST_REFUSED);
 	assert_string_equal(g.reason, "target not allowed");
 	assert_int_equal(wan_rst_decode(b, 1, &g), WM_ERR_PROTO);
-	wan_put_be32(b, 0xdeadbeef);
+	wm_put_be32(b, 0xdeadbeef);
 	assert_int_equal(wan_u32_decode(b, 4, &v32), 0);
 	assert_int_equal(v32, 0xdeadbeef);
 	assert_int_equal(wan_u32_decode(b, 3, &v32), WM_ERR_PROTO);
-	wan_put_be64(b, 0x0102030405060708ull);
+	wm_put_be64(b, 0x0102030405060708ull);
 	assert_int_equal(wan_u64_decode(b, 8, &v64), 0);
 	assert_true(v64 == 0x0102030405060708ull);
 	assert_int_equal(wan_u64_decode(b, 9, &v64), WM_ERR_PROTO);
