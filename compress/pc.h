@@ -81,6 +81,8 @@ struct pc_stats {
 	uint64_t raw_bytes;      /* bytes QEMU wrote */
 	uint64_t enc_bytes;      /* encoded bytes (preface, blocks, END) */
 	uint64_t blocks;
+	uint64_t blocks_skipped; /* sent uncompressed without trying: the
+	                            blocks before would not compress */
 	bool opaque;             /* the parser gave up on this stream */
 	char opaque_why[96];     /* and why */
 };

@@ -39,6 +39,8 @@ struct pc_enc {
 	bool failed, started, finished;
 	ZSTD_CCtx *zc;
 	unsigned wlog;          /* zstd's window, log2 */
+	unsigned skip, skip_run; /* blocks still to store as they are, and
+	                            the length of that run (block_end) */
 	uint64_t mem;
 	struct pc_stats st;
 };
@@ -355,12 +357,25 @@ block_end(struct pc_enc *e)
 	size_t cap, plen = 0;
 	uint8_t *q;
 	int algo = e->p.algo;
+	bool tried;
 
 	e->raw_at = 0;
 	if (e->ops.len == 0)
 		return 0;
 	if (emit_preface(e) != 0)
 		return -1;
+	/* Bytes that would not compress (encrypted or compressed guest
+	 * memory, or a stream the parser could not follow) go as they are
+	 * for a run of blocks that doubles, up to PC_SKIP_MAX, while they
+	 * stay so: the compressor's time is then spared. The decoder takes
+	 * a stored block in any mode; zstd's history just lacks it on both
+	 * sides. */
+	if (e->skip > 0) {
+		e->skip--;
+		e->st.blocks_skipped++;
+		algo = PC_ALGO_NONE;
+	}
+	tried = algo != PC_ALGO_NONE;
 	if (algo == PC_ALGO_ZSTD)
 		cap = ZSTD_compressBound(e->ops.len) + 64;
 	else
@@ -392,6 +407,14 @@ block_end(struct pc_enc *e)
 		if (r != 0)
 			return -1;
 		plen = out.pos;
+	}
+	if (tried && (algo == PC_ALGO_NONE ||
+	    plen > e->ops.len - e->ops.len / PC_SKIP_GAIN)) {
+		e->skip_run = e->skip_run == 0 ? 1 :
+		    e->skip_run * 2 > PC_SKIP_MAX ? PC_SKIP_MAX : e->skip_run * 2;
+		e->skip = e->skip_run;
+	} else if (tried) {
+		e->skip_run = 0;
 	}
 	if (algo == PC_ALGO_NONE) {
 		memcpy(q + PC_BLOCK_HDR, e->ops.p, e->ops.len);

@@ -41,6 +41,10 @@
 #define PC_VERSION 2
 /* A delta longer than this goes as a page: the compressor does better. */
 #define PC_DELTA_MAX 2048u
+/* A block that saves less than 1/PC_SKIP_GAIN of its size sends the next
+ * 1, 2, 4 ... PC_SKIP_MAX blocks uncompressed (pc_enc.c, block_end). */
+#define PC_SKIP_GAIN 32u
+#define PC_SKIP_MAX 64u
 
 struct pc_cache {
 	/* page cache */

@@ -74,6 +74,7 @@ peer_json(struct gw_peer *p)
 		    json_object_new_double(st->min_rtt_ms) : NULL);
 		add_u64(o, "inflight_bytes", st->inflight);
 		add_u64(o, "inflight_cap_bytes", st->inflight_cap);
+		add_u64(o, "inflight_far_bytes", st->inflight_held);
 		add_u64(o, "resend_buffer_bytes", st->unacked);
 	}
 	add_u64(o, "links", t.links);
@@ -115,6 +116,7 @@ codec_json(const struct gw_mig *m)
 	json_object_object_add(o, "ratio", json_object_new_double(
 	    st.raw_bytes ? (double)st.enc_bytes / (double)st.raw_bytes : 0));
 	add_u64(o, "blocks", st.blocks);
+	add_u64(o, "blocks_uncompressed", st.blocks_skipped);
 	if (st.opaque)
 		add_str(o, "opaque_from", st.opaque_why);
 	return o;

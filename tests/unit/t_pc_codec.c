@@ -179,6 +179,35 @@ test_random(void **state)
 	free(s);
 }
 
+/* Bytes that will not compress are stored without trying for a while
+ * (runs doubling while they stay so); compression resumes where the bytes
+ * compress again. */
+static void
+test_incompressible(void **state)
+{
+	struct pc_stats st;
+	size_t nr = 4u << 20, nc = 8u << 20;
+	uint8_t *s = malloc(nr + nc);
+	uint32_t x = 9;
+
+	(void)state;
+	assert_non_null(s);
+	for (size_t i = 0; i < nr; i++)
+		s[i] = (uint8_t)((x = x * 1103515245u + 12345u) >> 16);
+	for (size_t i = 0; i < nc; i++)
+		s[nr + i] = (uint8_t)"wanmig stores noise as it is "[i % 29];
+	for (int a = 0; a < 2; a++) {
+		roundtrip(s, nr + nc, a ? PC_ALGO_LZ4 : PC_ALGO_ZSTD, 1u << 20,
+		    1u << 20, 11, &st);
+		assert_true(st.blocks_skipped > st.blocks / 4);
+		assert_true(st.blocks_skipped < st.blocks);
+		/* the noise costs little more than itself, and most of the
+		 * text is compressed again */
+		assert_true(st.enc_bytes < nr + nc / 2);
+	}
+	free(s);
+}
+
 /* Real-format streams with damage the parser must survive: every result
  * still round-trips exactly. */
 static void
@@ -308,6 +337,7 @@ main(void)
 		cmocka_unit_test(test_small_caches),
 		cmocka_unit_test(test_memory_bound),
 		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_incompressible),
 		cmocka_unit_test(test_mutated),
 		cmocka_unit_test(test_damage_detected),
 		cmocka_unit_test(test_delta),
