@@ -79,7 +79,7 @@
 	    CONF_NOAUX, 0, 0, 3600 * CONF_SEC, "60s")			\
 	X(CK_SITE_WINDOW, CONF_S_SITE, "window", CONF_T_SIZE,		\
 	    CONF_SITE_OFF(window), CONF_NOAUX, 0,			\
-	    64 * CONF_KB, CONF_GB, "8m")				\
+	    64 * CONF_KB, CONF_GB, "64m")				\
 	X(CK_SITE_CODEC_MEMORY, CONF_S_SITE, "codec-memory", CONF_T_SIZE,\
 	    CONF_SITE_OFF(codec_memory), CONF_NOAUX, 0,		\
 	    0, 1024 * CONF_GB, "2g")					\
@@ -129,7 +129,7 @@
 	    0, 0, 3600 * CONF_SEC, "30s")				\
 	X(CK_PEER_RESUME_BUFFER, CONF_S_PEER, "resume-buffer", CONF_T_SIZE,\
 	    CONF_PEER_OFF(resume_buffer), CONF_NOAUX, 0,		\
-	    1024 * CONF_KB, CONF_GB, "64m")				\
+	    1024 * CONF_KB, CONF_GB, "128m")				\
 	X(CK_PEER_CODEC, CONF_S_PEER, "codec", CONF_T_CODEC,		\
 	    CONF_PEER_OFF(codec), CONF_NOAUX, 0, 0, 0, "auto")		\
 	X(CK_PEER_XBZRLE_CACHE, CONF_S_PEER, "xbzrle-cache", CONF_T_SIZE,\

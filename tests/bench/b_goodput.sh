@@ -11,7 +11,8 @@
 #   tunnel/N   a bulk stream through wanmigd east (site A) -> TLS 1.3 ->
 #              wanmigd west (site B), striped over N TLS connections
 #              (`streams`, for N in WM_STREAMS, default "1 4 8"),
-#              congestion = bbr, per-stream window WM_WINDOW (default 32m)
+#              congestion = bbr, the default window and resume-buffer
+#              (WM_WINDOW, WM_RESUME and WM_CODEC to change them)
 # Goodput is measured at the receiver from 5 s to 15 s after the first byte
 # (slow start excluded). The ideal is the link rate less Ethernet, IP and
 # TCP headers: 1 Gbit/s x 1448/1514 = 956 Mbit/s.
@@ -22,7 +23,12 @@ build=$(cd "${1:-$src/build}" && pwd)
 bulk=$build/wanem_bulk
 export WANEM_BIN=$build/wanem WM_NS_PREFIX=wmbg$$
 export WANEM_RATE=${WANEM_RATE:-1gbit} WANEM_DELAY_MS=${WANEM_DELAY_MS:-75}
-WM_WINDOW=${WM_WINDOW:-32m}  # the gateways' per-stream window
+# The hosts' TCP receive buffers may grow to 256 MiB (tcp_rmem, in the
+# namespaces only): at 0.1 % loss one connection holds a round trip of data
+# out of order on top of the bandwidth-delay product (18.75 MB at 1 Gbit/s
+# and 150 ms); at topo.sh's usual 64 MiB one BBR connection gets ~710
+# Mbit/s instead of ~905, and the baseline would flatter the tunnel.
+export TOPO_RMEM_MAX=${TOPO_RMEM_MAX:-268435456}
 WM_STREAMS=${WM_STREAMS:-1 4 8}
 [ "$(id -u)" -eq 0 ] || { echo "b_goodput: needs root" >&2; exit 77; }
 # shellcheck source=../wanem/topo.sh
@@ -54,9 +60,12 @@ write_conf() {	# SITE LISTEN PEER PEER_ADDR TARGETS STREAMS [ROUTE_LISTEN ROUTE_
 	{
 		printf '[site]\nname = %s\nlisten = %s\ncertificate = %s.pem\n' "$1" "$2" "$1"
 		printf 'private-key = %s.key\nca = ca.pem\ncontrol = %s/%s.sock\n' "$1" "$work" "$1"
-		printf 'log-level = warn\nwindow = %s\n' "$WM_WINDOW"
+		printf 'log-level = warn\n'
+		[ -z "${WM_WINDOW:-}" ] || printf 'window = %s\n' "$WM_WINDOW"
 		printf '\n[peer %s]\naddress = %s\ntargets = %s\n' "$3" "$4" "$5"
 		printf 'congestion = bbr\nstreams = %s\n' "$6"
+		[ -z "${WM_CODEC:-}" ] || printf 'codec = %s\n' "$WM_CODEC"
+		[ -z "${WM_RESUME:-}" ] || printf 'resume-buffer = %s\n' "$WM_RESUME"
 		if [ -n "${7:-}" ]; then
 			printf '\n[route bench]\nlisten = %s\npeer = %s\ntarget = %s\n' "$7" "$3" "$8"
 			printf 'allow = 10.98.0.0/16\n'
@@ -87,8 +96,8 @@ tunnel() {	# STREAMS: goodput through the gateway pair
 }
 
 hdr=$(for n in $WM_STREAMS; do printf ' %10s' "tunnel/$n"; done)
-printf '%-8s %10s %10s%s   (goodput, Mbit/s; link %s, RTT %s ms, window %s)\n' \
-	loss tcp-cubic tcp-bbr "$hdr" "$WANEM_RATE" "$((WANEM_DELAY_MS * 2))" "$WM_WINDOW"
+printf '%-8s %10s %10s%s   (goodput, Mbit/s; link %s, RTT %s ms, codec %s)\n' \
+	loss tcp-cubic tcp-bbr "$hdr" "$WANEM_RATE" "$((WANEM_DELAY_MS * 2))" "${WM_CODEC:-auto}"
 for loss in ${WM_LOSSES:-0 0.001 0.01}; do
 	export WANEM_LOSS=$loss
 	topo_up >/dev/null || exit 1

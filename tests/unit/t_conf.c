@@ -258,7 +258,7 @@ test_defaults(void **state)
 	assert_int_equal(c->site.log_level, WM_LOG_INFO);
 	assert_false(c->site.syslog);
 	assert_int_equal(c->site.shutdown_timeout_ms, 60000);
-	assert_int_equal(c->site.window, 8u << 20);
+	assert_int_equal(c->site.window, 64u << 20);
 	assert_true(c->site.codec_memory == 2ull << 30);
 	pr = conf_peer_find(c, "west");
 	assert_non_null(pr);
@@ -270,6 +270,7 @@ test_defaults(void **state)
 	assert_int_equal(pr->codec, CONF_CODEC_AUTO);
 	assert_true(pr->xbzrle_cache == 64u << 20);
 	assert_true(pr->dedup_cache == 64u << 20);
+	assert_true(pr->resume_buffer == 128u << 20);
 	conf_free(c);
 }
 

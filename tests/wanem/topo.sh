@@ -68,12 +68,13 @@ _topo_offloads() {
 	return 0
 }
 
+# TOPO_RMEM_MAX: the largest TCP receive buffer (tcp_rmem), default 64 MiB.
 _topo_sysctls() {
 	local ns=$1
 	ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 \
 	    net.ipv6.conf.default.disable_ipv6=1 >/dev/null 2>&1
 	ip netns exec "$ns" sysctl -qw \
-	    net.ipv4.tcp_rmem="4096 131072 67108864" \
+	    net.ipv4.tcp_rmem="4096 131072 ${TOPO_RMEM_MAX:-67108864}" \
 	    net.ipv4.tcp_wmem="4096 16384 67108864" >/dev/null ||
 	    _topo_log "cannot raise tcp_rmem/tcp_wmem in $ns"
 	# Global (read-only) in a child namespace on most kernels; TCP
