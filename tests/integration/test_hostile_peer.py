@@ -125,7 +125,8 @@ def parse(buf):
 def main():
     work = tempfile.mkdtemp(prefix="wm-hostile-")
     ec, wc, route_port, dest_port, west_wan = tr.start_pair(
-        work, west_extra=["resume-buffer = 1m"])
+        work, west_extra=["resume-buffer = 1m"],
+        west_site=["window = 8m"])  # overrun below with 40 MiB
     certs = os.path.join(work, "certs")
     west = wmgw.Gateway(wc, work, "west").start()
     target = ("127.0.0.1:%d" % dest_port).encode()
