@@ -1608,14 +1608,16 @@ link_unblockcb(evutil_socket_t fd, short what, void *arg)
 
 /*
  * What the in-flight bound counts. Bytes that the peer's kernel has
- * acknowledged and the peer has not credited yet are past the WAN: they
- * wait at the far end for a gap to be repaired (one lost segment holds
- * back what every other connection delivered, for a round trip or more:
- * at 0.1 % loss on a long fat link there is nearly always such a gap) or
- * for the destination to read. They add nothing to what QEMU would find
- * still queued before the WAN when it stops the VM (invariant 5), so they
- * do not count against the bound, up to the bound once more. The far
- * end's memory has its own limits, the window and the reorder bound.
+ * acknowledged but the peer has not (its ACK is cumulative, in frame
+ * order) wait at the far end for a gap to be repaired: one lost segment
+ * holds back what every other connection delivered, for a round trip or
+ * more, and at 0.1 % loss on a long fat link there is nearly always such a
+ * gap. They add nothing to what QEMU would find still queued when it stops
+ * the VM (invariant 5), so they do not count against the bound, up to the
+ * bound once more. Bytes the peer has in order but the destination has
+ * not read yet do count: a slow destination is part of the drain rate
+ * QEMU must see. The far end's memory has its own limits, the window and
+ * the reorder bound.
  */
 static uint64_t
 link_bound(const struct wan_link *l)
@@ -1657,21 +1659,24 @@ conn_ours(const struct wan_conn *c)
 }
 
 /*
- * Samples l->held, each head-of-line tick: what is in flight less what
- * this side still holds (conn_ours). Duplicates and control frames count
- * as ours, so this errs low. Nothing is past our kernels while a frame
- * waits for a connection.
+ * Samples l->held, each head-of-line tick: what the peer has not
+ * acknowledged (the resend buffer) less what this side still holds
+ * (conn_ours). Duplicates count as ours, so this errs low. Nothing is
+ * past our kernels while a frame waits for a connection.
  */
 static void
 link_sample_held(struct wan_link *l)
 {
 	uint64_t ours = 0, before = link_bound(l);
+	uint64_t unacked = l->rtx_bytes - (uint64_t)l->rtx_n * OOO_ENTRY_COST;
 	const struct wan_conn *c;
 
 	TAILQ_FOREACH(c, &l->conns, entry)
 		ours += conn_ours(c);
-	l->held = l->nready == 0 || l->nunsent > 0 || l->inflight <= ours ?
-	    0 : l->inflight - ours;
+	l->held = l->nready == 0 || l->nunsent > 0 || unacked <= ours ?
+	    0 : unacked - ours;
+	if (l->held > l->inflight)
+		l->held = l->inflight;
 	if (l->cap_blocked && link_bound(l) > before &&
 	    l->inflight < link_bound(l))
 		event_active(l->unblock, 0, 0);
