@@ -11,8 +11,8 @@
 #   tunnel/N   a bulk stream through wanmigd east (site A) -> TLS 1.3 ->
 #              wanmigd west (site B), striped over N TLS connections
 #              (`streams`, for N in WM_STREAMS, default "1 4 8"),
-#              congestion = bbr, the default window and resume-buffer
-#              (WM_WINDOW, WM_RESUME and WM_CODEC to change them)
+#              congestion = bbr (WM_CC), the default window and
+#              resume-buffer (WM_WINDOW, WM_RESUME and WM_CODEC to change)
 # Goodput is measured at the receiver from 5 s to 15 s after the first byte
 # (slow start excluded). The ideal is the link rate less Ethernet, IP and
 # TCP headers: 1 Gbit/s x 1448/1514 = 956 Mbit/s.
@@ -63,7 +63,7 @@ write_conf() {	# SITE LISTEN PEER PEER_ADDR TARGETS STREAMS [ROUTE_LISTEN ROUTE_
 		printf 'log-level = warn\n'
 		[ -z "${WM_WINDOW:-}" ] || printf 'window = %s\n' "$WM_WINDOW"
 		printf '\n[peer %s]\naddress = %s\ntargets = %s\n' "$3" "$4" "$5"
-		printf 'congestion = bbr\nstreams = %s\n' "$6"
+		printf 'congestion = %s\nstreams = %s\n' "${WM_CC:-bbr}" "$6"
 		[ -z "${WM_CODEC:-}" ] || printf 'codec = %s\n' "$WM_CODEC"
 		[ -z "${WM_RESUME:-}" ] || printf 'resume-buffer = %s\n' "$WM_RESUME"
 		if [ -n "${7:-}" ]; then
