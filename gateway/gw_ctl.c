@@ -116,7 +116,7 @@ codec_json(const struct gw_mig *m)
 	json_object_object_add(o, "ratio", json_object_new_double(
 	    st.raw_bytes ? (double)st.enc_bytes / (double)st.raw_bytes : 0));
 	add_u64(o, "blocks", st.blocks);
-	add_u64(o, "blocks_uncompressed", st.blocks_skipped);
+	add_u64(o, "blocks_skipped", st.blocks_skipped);
 	if (st.opaque)
 		add_str(o, "opaque_from", st.opaque_why);
 	return o;

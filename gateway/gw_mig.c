@@ -140,6 +140,7 @@ codec_add(struct pc_stats *sum, const struct pc_stats *s)
 	sum->raw_bytes += s->raw_bytes;
 	sum->enc_bytes += s->enc_bytes;
 	sum->blocks += s->blocks;
+	sum->blocks_skipped += s->blocks_skipped;
 	if (s->opaque && !sum->opaque) {
 		sum->opaque = true;
 		memcpy(sum->opaque_why, s->opaque_why, sizeof(sum->opaque_why));

@@ -7,9 +7,11 @@
  * TCP bufferevent it relays (the hypervisor's connection). Flow control is
  * end to end: a stream never has more than the receiver's window in
  * flight between the moment the sender read it from its hypervisor and the
- * moment the receiver wrote it to its own, so the source QEMU sees the
- * WAN's real drain rate and a stalled destination stalls only its own
- * stream (design invariant 5).
+ * moment the receiver wrote it to its own, and all streams of a link
+ * together stay under the link's in-flight bound (link_bound in
+ * wan_link.c), so the source QEMU sees the WAN's real drain rate (design
+ * invariant 5). The bound is shared: a destination that stops reading
+ * keeps up to its window of it until the migration's idle timeout.
  *
  * Frames that carry stream state are numbered across the session and kept
  * by the sender until the receiver acknowledges them, so the link stripes

@@ -172,6 +172,7 @@ static void stream_pump(struct wan_stream *s);
 static void link_flush(struct wan_link *l);
 static uint64_t link_rtx_cap(const struct wan_link *l);
 static uint64_t link_bound(const struct wan_link *l);
+static void link_sample_held(struct wan_link *l);
 
 /* ---- sending sequenced frames ------------------------------------------ */
 
@@ -1137,8 +1138,11 @@ recv_stream_ctrl(struct wan_link *l, const struct wan_frame_hdr *h,
 		s->send_credit += credit;
 		l->credited += credit;
 		l->inflight = l->inflight > credit ? l->inflight - credit : 0;
-		/* credit is for bytes the peer had, most likely */
-		l->held = l->held > credit ? l->held - credit : 0;
+		/* held is left as sampled (bytes behind a gap leave it by
+		 * the peer's ACK, not by credit); while a stream waits on the
+		 * bound, a fresh sample may let it go now */
+		if (l->cap_blocked && l->inflight >= link_bound(l))
+			link_sample_held(l);
 		if (l->cap_blocked && l->inflight < link_bound(l))
 			link_pump_all(l);
 		else
@@ -1659,10 +1663,12 @@ conn_ours(const struct wan_conn *c)
 }
 
 /*
- * Samples l->held, each head-of-line tick: what the peer has not
- * acknowledged (the resend buffer) less what this side still holds
- * (conn_ours). Duplicates count as ours, so this errs low. Nothing is
- * past our kernels while a frame waits for a connection.
+ * Samples l->held, each head-of-line tick and on credit while a stream
+ * waits on the bound: what the peer has not acknowledged (the resend
+ * buffer) less what this side still holds (conn_ours). Duplicates count as
+ * ours, so this errs low. Without a connection nothing is past the WAN;
+ * while frames wait for room on the connections, no stream sends anyway,
+ * and the last sample stands.
  */
 static void
 link_sample_held(struct wan_link *l)
@@ -1671,10 +1677,15 @@ link_sample_held(struct wan_link *l)
 	uint64_t unacked = l->rtx_bytes - (uint64_t)l->rtx_n * OOO_ENTRY_COST;
 	const struct wan_conn *c;
 
+	if (l->nready == 0 || unacked == 0) {
+		l->held = 0;
+		return;
+	}
+	if (l->nunsent > 0)
+		return;
 	TAILQ_FOREACH(c, &l->conns, entry)
 		ours += conn_ours(c);
-	l->held = l->nready == 0 || l->nunsent > 0 || unacked <= ours ?
-	    0 : unacked - ours;
+	l->held = unacked <= ours ? 0 : unacked - ours;
 	if (l->held > l->inflight)
 		l->held = l->inflight;
 	if (l->cap_blocked && link_bound(l) > before &&
