@@ -145,6 +145,8 @@ struct wan_link {
 	uint64_t inflight_cap;           /* in force; 0 = only the windows */
 	uint64_t held;                   /* of inflight, past our kernels
 	                                    (link_sample_held) */
+	unsigned nactive;                /* streams sending or with bytes in
+	                                    flight, as of the last tick */
 	uint64_t rate_Bps;               /* wan_link_set_rate(), or 0 */
 	bool cap_blocked;                /* a stream waits for inflight < cap */
 	/* measured in-flight bound, see link_auto_cap() */
@@ -173,6 +175,7 @@ static void link_flush(struct wan_link *l);
 static uint64_t link_rtx_cap(const struct wan_link *l);
 static uint64_t link_bound(const struct wan_link *l);
 static void link_sample_held(struct wan_link *l);
+static uint64_t stream_room(const struct wan_stream *s);
 
 /* ---- sending sequenced frames ------------------------------------------ */
 
@@ -622,14 +625,14 @@ stream_pump(struct wan_stream *s)
 			goto out;
 		}
 		if (l->inflight_cap != 0) {
-			uint64_t bound = link_bound(l);
+			uint64_t room = stream_room(s);
 
-			if (l->inflight >= bound) {
+			if (room == 0) {
 				l->cap_blocked = true;
 				goto out;
 			}
-			if (len > bound - l->inflight) {
-				len = (size_t)(bound - l->inflight);
+			if (len > room) {
+				len = (size_t)room;
 				/* a sliver now would cost a TLS record and a
 				 * packet of its own: wait for credit instead,
 				 * if this stream has bytes in flight whose
@@ -1143,7 +1146,8 @@ recv_stream_ctrl(struct wan_link *l, const struct wan_frame_hdr *h,
 		 * bound, a fresh sample may let it go now */
 		if (l->cap_blocked && l->inflight >= link_bound(l))
 			link_sample_held(l);
-		if (l->cap_blocked && l->inflight < link_bound(l))
+		if (l->cap_blocked && (l->inflight < link_bound(l) ||
+		    l->nactive > 1))
 			link_pump_all(l);
 		else
 			stream_pump(s);
@@ -1663,6 +1667,27 @@ conn_ours(const struct wan_conn *c)
 }
 
 /*
+ * What stream s may still send under the bound: what the link has left,
+ * or, with other streams active, at least what remains of its fair share.
+ * The bound is shared, so without the share a stream whose destination
+ * stops reading would keep all of it (up to its window) and starve the
+ * others until its idle timeout; with it, each of n active streams can
+ * always have bound/n in flight, and the link at most twice the bound.
+ */
+static uint64_t
+stream_room(const struct wan_stream *s)
+{
+	const struct wan_link *l = s->link;
+	uint64_t bound = link_bound(l), own = l->peer.window - s->send_credit;
+	uint64_t room = l->inflight < bound ? bound - l->inflight : 0;
+
+	if (l->nactive > 1 && own < bound / l->nactive &&
+	    bound / l->nactive - own > room)
+		room = bound / l->nactive - own;
+	return room;
+}
+
+/*
  * Samples l->held, each head-of-line tick and on credit while a stream
  * waits on the bound: what the peer has not acknowledged (the resend
  * buffer) less what this side still holds (conn_ours). Duplicates count as
@@ -1693,6 +1718,26 @@ link_sample_held(struct wan_link *l)
 		event_active(l->unblock, 0, 0);
 }
 
+/* Counts the streams that are sending or have bytes in flight (their fair
+ * share of the bound, stream_room); with more than one, streams held back
+ * by the bound are tried again, as their share may let them go. */
+static void
+link_count_active(struct wan_link *l)
+{
+	const struct wan_stream *s;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(s, &l->streams, entry)
+		if (!s->dead && (s->send_credit < l->peer.window ||
+		    (s->encq != NULL && evbuffer_get_length(s->encq) > 0) ||
+		    (s->local != NULL && !s->fin_sent &&
+		    evbuffer_get_length(bufferevent_get_input(s->local)) > 0)))
+			n++;
+	l->nactive = n;
+	if (n > 1 && l->cap_blocked)
+		event_active(l->unblock, 0, 0);
+}
+
 /*
  * Head-of-line repair. Striped frames are delivered in order, so one lost
  * TCP segment on one connection holds back what all the others carried
@@ -1716,6 +1761,7 @@ link_holcb(evutil_socket_t fd, short what, void *arg)
 	if (l->dead)
 		return;
 	link_sample_held(l);
+	link_count_active(l);
 	if (r == NULL)
 		return;
 	if (r->seq != l->head_seq || l->nready < 2) {

@@ -408,6 +408,79 @@ def scenario_codec_budget(work):
             west.stop()
 
 
+def scenario_stalled_stream(work):
+    """A destination that stops reading keeps at most its stream's window
+    of the tunnel's in-flight bound, which all streams share: another
+    stream of the same tunnel still moves (a fair share of the bound)."""
+    # a rate makes the bound one bandwidth-delay product: ~70 KB here
+    ec, wc, route_port, dest_port, _ = start_pair(
+        work, west_site=["window = 8m"], east_extra=["bandwidth = 200mbit"])
+    east = wmgw.Gateway(ec, work, "east").start()
+    west = wmgw.Gateway(wc, work, "west").start()
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("127.0.0.1", dest_port))
+    lsock.listen(4)
+    conns, got = [], {}
+
+    def serve():
+        c0, _ = lsock.accept()  # stream 0: accepted, never read
+        conns.append(c0)
+        c1, _ = lsock.accept()
+        conns.append(c1)
+        h, n = hashlib.sha256(), 0
+        while True:
+            b = c1.recv(1 << 20)
+            if not b:
+                break
+            h.update(b)
+            n += len(b)
+        got.update(n=n, sha=h.hexdigest(), t=time.time())
+
+    srcs = []
+    try:
+        east.wait_peer("west")
+        threading.Thread(target=serve, daemon=True).start()
+        s0 = socket.create_connection(("127.0.0.1", route_port))
+        srcs.append(s0)
+        stuck = pattern("stuck", 32 << 20)
+        threading.Thread(target=lambda: s0.sendall(stuck), daemon=True).start()
+        # until stream 0 holds its whole window: far over the bound
+        deadline, p = time.time() + 20, {}
+        while time.time() < deadline:
+            p = east.peer("west")
+            if p.get("inflight_bytes", 0) >= (8 << 20) - (64 << 10):
+                break
+            time.sleep(0.1)
+        check(p.get("inflight_bytes", 0) >= (8 << 20) - (64 << 10) and
+              p["inflight_bytes"] > 2 * p["inflight_cap_bytes"],
+              "a stream whose destination reads nothing holds its window "
+              "(%d bytes in flight, bound %d)" % (p.get("inflight_bytes", 0),
+                                                  p.get("inflight_cap_bytes", 0)))
+        data = pattern("moves", 4 << 20)
+        t0 = time.time()
+        s1 = socket.create_connection(("127.0.0.1", route_port))
+        srcs.append(s1)
+        s1.settimeout(20)
+        try:
+            s1.sendall(data)
+            s1.shutdown(socket.SHUT_WR)
+        except OSError as e:  # starved until the idle timeout
+            print("second stream: %r" % e)
+        deadline = t0 + 20
+        while time.time() < deadline and "n" not in got:
+            time.sleep(0.05)
+        check(got.get("sha") == hashlib.sha256(data).hexdigest(),
+              "another stream of the tunnel still moves: 4 MiB byte-exact "
+              "in %.1f s" % (got.get("t", time.time()) - t0))
+    finally:
+        for c in srcs + conns:
+            c.close()
+        lsock.close()
+        east.stop()
+        west.stop()
+
+
 def scenario_dest_gateway_dies(work):
     """The destination's gateway is killed mid-stream: both hypervisor
     connections are reset (the restarted gateway cannot resume a session
@@ -531,6 +604,7 @@ def main():
                      ("wrong_cert", scenario_wrong_cert),
                      ("resume", scenario_resume),
                      ("codec_budget", scenario_codec_budget),
+                     ("stalled_stream", scenario_stalled_stream),
                      ("dest_gateway_dies", scenario_dest_gateway_dies),
                      ("operations", scenario_operations)]:
         if len(sys.argv) > 1 and name not in sys.argv[1:]:
