@@ -10,8 +10,10 @@
  * moment the receiver wrote it to its own, and all streams of a link
  * together stay under the link's in-flight bound (link_bound in
  * wan_link.c), so the source QEMU sees the WAN's real drain rate (design
- * invariant 5). The bound is shared: a destination that stops reading
- * keeps up to its window of it until the migration's idle timeout.
+ * invariant 5). The bound is shared, but each of n active streams may
+ * always have bound/n in flight (stream_room): a destination that stops
+ * reading holds its window until the migration's idle timeout without
+ * starving the other streams.
  *
  * Frames that carry stream state are numbered across the session and kept
  * by the sender until the receiver acknowledges them, so the link stripes
