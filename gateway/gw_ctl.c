@@ -74,7 +74,7 @@ peer_json(struct gw_peer *p)
 		    json_object_new_double(st->min_rtt_ms) : NULL);
 		add_u64(o, "inflight_bytes", st->inflight);
 		add_u64(o, "inflight_cap_bytes", st->inflight_cap);
-		add_u64(o, "inflight_far_bytes", st->inflight_held);
+		add_u64(o, "inflight_far_bytes", st->inflight_far);
 		add_u64(o, "resend_buffer_bytes", st->unacked);
 	}
 	add_u64(o, "links", t.links);

@@ -171,7 +171,7 @@ struct wan_link_stats {
 	uint64_t inflight;       /* stream bytes sent, not yet written out
 	                            at the far end (credited back) */
 	uint64_t inflight_cap;   /* the bound in force, see wan_link_set_rate */
-	uint64_t inflight_held;  /* of inflight, past the WAN: at the far end,
+	uint64_t inflight_far;   /* of inflight, behind a gap at the far end:
 	                            not counted against the bound (up to the
 	                            bound once more) */
 	uint64_t path_Bps;       /* the path's rate as measured (delivery rate

@@ -143,8 +143,9 @@ struct wan_link {
 	/* flow control */
 	uint64_t inflight;               /* sent by all streams, not yet credited */
 	uint64_t inflight_cap;           /* in force; 0 = only the windows */
-	uint64_t held;                   /* of inflight, past our kernels
-	                                    (link_sample_held) */
+	uint64_t far;                    /* of inflight, behind a gap at the
+	                                    far end (link_sample_far) */
+	uint64_t far_ms;                 /* when it was sampled */
 	unsigned nactive;                /* streams sending or with bytes in
 	                                    flight, as of the last tick */
 	uint64_t rate_Bps;               /* wan_link_set_rate(), or 0 */
@@ -174,7 +175,7 @@ static void stream_pump(struct wan_stream *s);
 static void link_flush(struct wan_link *l);
 static uint64_t link_rtx_cap(const struct wan_link *l);
 static uint64_t link_bound(const struct wan_link *l);
-static void link_sample_held(struct wan_link *l);
+static void link_sample_far(struct wan_link *l);
 static uint64_t stream_room(const struct wan_stream *s);
 
 /* ---- sending sequenced frames ------------------------------------------ */
@@ -1141,11 +1142,13 @@ recv_stream_ctrl(struct wan_link *l, const struct wan_frame_hdr *h,
 		s->send_credit += credit;
 		l->credited += credit;
 		l->inflight = l->inflight > credit ? l->inflight - credit : 0;
-		/* held is left as sampled (bytes behind a gap leave it by
+		/* far is left as sampled (bytes behind a gap leave it by
 		 * the peer's ACK, not by credit); while a stream waits on the
-		 * bound, a fresh sample may let it go now */
-		if (l->cap_blocked && l->inflight >= link_bound(l))
-			link_sample_held(l);
+		 * bound, a fresh sample (at most one per FLUSH_MS: it costs
+		 * two system calls per connection) may let it go now */
+		if (l->cap_blocked && l->inflight >= link_bound(l) &&
+		    wm_now_ms() - l->far_ms >= FLUSH_MS)
+			link_sample_far(l);
 		if (l->cap_blocked && (l->inflight < link_bound(l) ||
 		    l->nactive > 1))
 			link_pump_all(l);
@@ -1631,39 +1634,35 @@ static uint64_t
 link_bound(const struct wan_link *l)
 {
 	return l->inflight_cap +
-	    (l->held < l->inflight_cap ? l->held : l->inflight_cap);
+	    (l->far < l->inflight_cap ? l->far : l->inflight_cap);
 }
 
 /*
- * What a connection still holds on this side of the WAN, in bytes: its
- * queue, what the kernel has not sent, and what it sent that the far end
- * has not acknowledged nor selectively acknowledged (a segment past a
- * loss has arrived even though TCP cannot release it yet): SIOCOUTQNSD
- * and TCP_INFO's unacked less sacked segments. Failing those, all of the
- * send queue (SIOCOUTQ).
+ * What a connection still holds on this side of the WAN, in bytes, into
+ * *n: its queue, what the kernel has not sent (SIOCOUTQNSD), and what it
+ * sent that the far end has neither acknowledged nor selectively
+ * acknowledged (TCP_INFO's unacked less sacked segments: a segment past a
+ * loss has arrived even though TCP cannot release it yet). False if the
+ * kernel would not say.
  */
-static uint64_t
-conn_ours(const struct wan_conn *c)
+static bool
+conn_ours(const struct wan_conn *c, uint64_t *n)
 {
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
 	struct tcp_info ti;
 	socklen_t len = sizeof(ti);
-	uint64_t n = conn_out_len(c);
 	int q = 0;
 
+	*n = conn_out_len(c);
 	if (fd < 0)
-		return n;
-	if (ioctl(fd, SIOCOUTQNSD, &q) == 0 &&
-	    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-	    len >= offsetof(struct tcp_info, tcpi_sacked) +
-	    sizeof(ti.tcpi_sacked))
-		return n + (q > 0 ? (uint64_t)q : 0) +
-		    (uint64_t)ti.tcpi_snd_mss *
-		    (ti.tcpi_unacked > ti.tcpi_sacked ?
-		    ti.tcpi_unacked - ti.tcpi_sacked : 0);
-	if (ioctl(fd, SIOCOUTQ, &q) == 0 && q > 0)
-		n += (uint64_t)q;
-	return n;
+		return true; /* not connected: nothing in a kernel */
+	if (ioctl(fd, SIOCOUTQNSD, &q) != 0 || q < 0 ||
+	    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+		return false;
+	*n += (uint64_t)q + (uint64_t)ti.tcpi_snd_mss *
+	    (ti.tcpi_unacked > ti.tcpi_sacked ?
+	    ti.tcpi_unacked - ti.tcpi_sacked : 0);
+	return true;
 }
 
 /*
@@ -1680,39 +1679,43 @@ stream_room(const struct wan_stream *s)
 	const struct wan_link *l = s->link;
 	uint64_t bound = link_bound(l), own = l->peer.window - s->send_credit;
 	uint64_t room = l->inflight < bound ? bound - l->inflight : 0;
+	uint64_t share = l->nactive > 1 ? bound / l->nactive : 0;
 
-	if (l->nactive > 1 && own < bound / l->nactive &&
-	    bound / l->nactive - own > room)
-		room = bound / l->nactive - own;
-	return room;
+	return share > own && share - own > room ? share - own : room;
 }
 
 /*
- * Samples l->held, each head-of-line tick and on credit while a stream
+ * Samples l->far, each head-of-line tick and on credit while a stream
  * waits on the bound: what the peer has not acknowledged (the resend
  * buffer) less what this side still holds (conn_ours). Duplicates count as
- * ours, so this errs low. Without a connection nothing is past the WAN;
- * while frames wait for room on the connections, no stream sends anyway,
- * and the last sample stands.
+ * ours, so this errs low, and so does a kernel that would not say (0).
+ * Without a connection nothing is past the WAN; while frames wait for room
+ * on the connections, no stream sends anyway, and the last sample stands.
  */
 static void
-link_sample_held(struct wan_link *l)
+link_sample_far(struct wan_link *l)
 {
-	uint64_t ours = 0, before = link_bound(l);
+	uint64_t ours = 0, n, before = link_bound(l);
 	uint64_t unacked = l->rtx_bytes - (uint64_t)l->rtx_n * OOO_ENTRY_COST;
 	const struct wan_conn *c;
 
+	l->far_ms = wm_now_ms();
 	if (l->nready == 0 || unacked == 0) {
-		l->held = 0;
+		l->far = 0;
 		return;
 	}
 	if (l->nunsent > 0)
 		return;
-	TAILQ_FOREACH(c, &l->conns, entry)
-		ours += conn_ours(c);
-	l->held = unacked <= ours ? 0 : unacked - ours;
-	if (l->held > l->inflight)
-		l->held = l->inflight;
+	TAILQ_FOREACH(c, &l->conns, entry) {
+		if (!conn_ours(c, &n)) {
+			l->far = 0;
+			return;
+		}
+		ours += n;
+	}
+	l->far = unacked <= ours ? 0 : unacked - ours;
+	if (l->far > l->inflight)
+		l->far = l->inflight;
 	if (l->cap_blocked && link_bound(l) > before &&
 	    l->inflight < link_bound(l))
 		event_active(l->unblock, 0, 0);
@@ -1760,7 +1763,7 @@ link_holcb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (l->dead)
 		return;
-	link_sample_held(l);
+	link_sample_far(l);
 	link_count_active(l);
 	if (r == NULL)
 		return;
@@ -2060,7 +2063,7 @@ wan_link_get_stats(const struct wan_link *l, struct wan_link_stats *st)
 	*st = l->st;
 	st->inflight = l->inflight;
 	st->inflight_cap = l->inflight_cap;
-	st->inflight_held = l->held;
+	st->inflight_far = l->far;
 	st->unacked = l->rtx_bytes;
 	st->conns = l->nready;
 	st->conns_pending = 0;
