@@ -55,6 +55,7 @@
 #define DATA_SUM WAN_DATA_SUM
 #define HOL_MS 20                  /* head-of-line check period */
 #define AUTO_SAMPLES 40            /* delivery rate, max of 10 s of ticks */
+#define AUTO_SPAN 4                /* ticks one rate sample spans (1 s) */
 #define AUTO_MIN_CAP (2u << 20)    /* measured bound never below this */
 #define ENC_CHUNK (256u << 10)     /* hypervisor bytes per encoder call */
 #define MIN_FRAME (16u << 10)      /* DATA frames cut by the in-flight bound */
@@ -152,7 +153,9 @@ struct wan_link {
 	bool cap_blocked;                /* a stream waits for inflight < cap */
 	/* measured in-flight bound, see link_auto_cap() */
 	uint64_t credited;               /* credit the peer ever returned */
-	uint64_t credited_prev, auto_ms;
+	uint64_t auto_ms;                /* last tick */
+	uint64_t span_cred[AUTO_SPAN];   /* credited at the last ticks */
+	uint64_t span_ms[AUTO_SPAN];     /* and when */
 	double rate[AUTO_SAMPLES];       /* delivery rate samples, bytes/s */
 	unsigned rate_i;
 	double auto_best;                /* rate at the last growth */
@@ -1827,23 +1830,39 @@ conn_bbr_bw(const struct wan_conn *c)
  * estimate of the path, if that is more. QEMU then feels the real drain
  * rate without an operator's figure, and what waits in the tunnel when it
  * stops the VM stays near one bandwidth-delay product (invariant 5).
+ *
+ * A delivery-rate sample spans the last second (AUTO_SPAN ticks), not one
+ * tick: under loss the credit for what waited behind a gap comes back all
+ * at once when the gap is repaired, and a 250 ms sample that catches such
+ * a burst read twice the path's rate at 0.1 % loss. A bound built on it let
+ * BBR, held in STARTUP by the bound itself (app-limited), overfill the
+ * bottleneck's queue until it dropped thousands of segments.
  */
 static void
 link_auto_cap(struct wan_link *l)
 {
 	uint64_t now = wm_now_ms(), cap;
-	double dt, max = 0, gain, rtt = -1, btlbw = 0;
+	double max = 0, gain, rtt = -1, btlbw = 0;
 	const struct wan_conn *c;
+	unsigned old;
 
 	if (l->auto_ms == 0 || now <= l->auto_ms) {
 		l->auto_ms = now;
-		l->credited_prev = l->credited;
+		for (unsigned i = 0; i < AUTO_SPAN; i++) {
+			l->span_cred[i] = l->credited;
+			l->span_ms[i] = now;
+		}
 		return;
 	}
-	dt = (double)(now - l->auto_ms) / 1000.0;
-	l->rate[l->rate_i++ % AUTO_SAMPLES] =
-	    (double)(l->credited - l->credited_prev) / dt;
-	l->credited_prev = l->credited;
+	/* The oldest entry of the span ring is AUTO_SPAN ticks back (or the
+	 * first tick, during the first second). */
+	old = l->rate_i % AUTO_SPAN;
+	l->rate[l->rate_i % AUTO_SAMPLES] =
+	    (double)(l->credited - l->span_cred[old]) * 1000.0 /
+	    (double)(now - l->span_ms[old]);
+	l->span_cred[old] = l->credited;
+	l->span_ms[old] = now;
+	l->rate_i++;
 	l->auto_ms = now;
 	for (unsigned i = 0; i < AUTO_SAMPLES; i++)
 		if (l->rate[i] > max)
