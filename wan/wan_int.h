@@ -28,6 +28,8 @@ struct wan_conn {
 	bool hello_rcvd;                /* peer's HELLO in .peer */
 	bool ready;                     /* both HELLOs done, in the link's use */
 	bool dead, broken, closing;
+	uint64_t paced_ms;              /* SO_MAX_PACING_RATE set then, or 0 */
+	uint64_t pace_next_ms;          /* not again before; see conn_pace() */
 	struct wan_hello peer;
 	struct event *timer, *reap, *breakev;
 	uint64_t created_ms, last_rx_ms, last_ping_ms, min_rtt_stamp_ms;

@@ -56,6 +56,9 @@
 #define HOL_MS 20                  /* head-of-line check period */
 #define AUTO_SAMPLES 40            /* delivery rate, max of 10 s of ticks */
 #define AUTO_SPAN 4                /* ticks one rate sample spans (1 s) */
+#define PACE_GAIN 0.9              /* of the delivery rate, see conn_pace() */
+#define PACE_MAX_MS 3000
+#define PACE_RETRY_MS 10000
 #define AUTO_MIN_CAP (2u << 20)    /* measured bound never below this */
 #define ENC_CHUNK (256u << 10)     /* hypervisor bytes per encoder call */
 #define MIN_FRAME (16u << 10)      /* DATA frames cut by the in-flight bound */
@@ -153,6 +156,7 @@ struct wan_link {
 	bool cap_blocked;                /* a stream waits for inflight < cap */
 	/* measured in-flight bound, see link_auto_cap() */
 	uint64_t credited;               /* credit the peer ever returned */
+	uint64_t cap_hits, cap_hits_tick; /* times a stream met the bound */
 	uint64_t auto_ms;                /* last tick */
 	uint64_t span_cred[AUTO_SPAN];   /* credited at the last ticks */
 	uint64_t span_ms[AUTO_SPAN];     /* and when */
@@ -633,6 +637,7 @@ stream_pump(struct wan_stream *s)
 
 			if (room == 0) {
 				l->cap_blocked = true;
+				l->cap_hits++;
 				goto out;
 			}
 			if (len > room) {
@@ -645,6 +650,7 @@ stream_pump(struct wan_stream *s)
 				if (len < MIN_FRAME &&
 				    s->send_credit < l->peer.window) {
 					l->cap_blocked = true;
+					l->cap_hits++;
 					goto out;
 				}
 			}
@@ -1803,9 +1809,10 @@ link_holcb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The kernel's BBR estimate of a connection's bottleneck rate, bytes/s
- * (0 with another congestion control). */
+ * (0 with another congestion control); *startup tells whether BBR is
+ * still in STARTUP (pacing at its high gain, 2.89). */
 static double
-conn_bbr_bw(const struct wan_conn *c)
+conn_bbr_bw(const struct wan_conn *c, bool *startup)
 {
 	union tcp_cc_info info;
 	socklen_t len = sizeof(info);
@@ -1813,12 +1820,74 @@ conn_bbr_bw(const struct wan_conn *c)
 	socklen_t cclen = sizeof(cc) - 1;
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
 
+	*startup = false;
 	if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, &cclen) != 0 ||
 	    strcmp(cc, "bbr") != 0 ||
 	    getsockopt(fd, IPPROTO_TCP, TCP_CC_INFO, &info, &len) != 0 ||
 	    len < sizeof(info.bbr))
 		return 0;
+	/* Gains are fixed point, 1.0 = 256; STARTUP's is 739, no other
+	 * mode's is above 1.25 (320). */
+	*startup = info.bbr.bbr_pacing_gain > 2 * 256;
 	return (double)((uint64_t)info.bbr.bbr_bw_hi << 32 | info.bbr.bbr_bw_lo);
+}
+
+/*
+ * BBR leaves STARTUP after three round trips in which the connection was
+ * not app-limited and its delivery rate stopped growing. Under the
+ * in-flight bound a tunnel connection is app-limited nearly all the time
+ * (the bound, not the socket, holds the backlog), so BBR stayed in
+ * STARTUP for the connection's life, sending at 2.89 times its estimate
+ * whenever the bound let bytes go. It never drained the queue that this
+ * left at the bottleneck, so every 10 s its minimum RTT expired and it
+ * went to PROBE_RTT (4 segments in flight for 350 ms), then back to
+ * STARTUP with what the bound had let pile up meanwhile, 30 MB at 2.89
+ * times the link's rate: the bottleneck's queue overflowed and dropped
+ * segments by the thousand.
+ *
+ * So when the tunnel is held by the bound (the WAN, not the source, is
+ * the limit) and its rate has been flat for a second, a connection still
+ * in STARTUP is paced for a moment a little below its share of that rate
+ * (SO_MAX_PACING_RATE). What the bound lets go then waits in the socket,
+ * the connection is no longer app-limited, and BBR sees its rate stop
+ * growing and moves on to DRAIN and PROBE_BW, where it stays (nothing
+ * but a new connection takes it back to STARTUP). The cap is lifted as
+ * soon as BBR has left STARTUP, or after PACE_MAX_MS in any case; a
+ * connection that did not leave is not paced again for PACE_RETRY_MS.
+ * A source slower than the path never holds the tunnel at the bound, so
+ * its connections are never paced: nothing slows the final burst of a
+ * migration that QEMU sends at full speed once the VM is stopped.
+ */
+static void
+conn_pace(struct wan_conn *c, bool startup, double bw, double share_Bps,
+    bool wan_bound, uint64_t now)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	unsigned rate;
+
+	if (fd < 0)
+		return;
+	if (c->paced_ms == 0) {
+		if (!startup || !wan_bound || bw <= 0 || share_Bps <= 0 ||
+		    now < c->pace_next_ms)
+			return;
+		share_Bps *= PACE_GAIN;
+		if (share_Bps > bw)
+			share_Bps = bw;
+		rate = share_Bps < (double)(UINT32_MAX - 1) ?
+		    (unsigned)share_Bps : UINT32_MAX - 1;
+		if (setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate,
+		    sizeof(rate)) == 0)
+			c->paced_ms = now;
+		c->pace_next_ms = now + PACE_RETRY_MS;
+		return;
+	}
+	if (startup && now - c->paced_ms < PACE_MAX_MS)
+		return;
+	rate = ~0u;	/* no cap */
+	if (setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate,
+	    sizeof(rate)) == 0)
+		c->paced_ms = 0;
 }
 
 /*
@@ -1843,8 +1912,10 @@ link_auto_cap(struct wan_link *l)
 {
 	uint64_t now = wm_now_ms(), cap;
 	double max = 0, gain, rtt = -1, btlbw = 0;
-	const struct wan_conn *c;
-	unsigned old;
+	struct wan_conn *c;
+	unsigned old, n = 0, k;
+	double bw[32];             /* streams = 16 at most, and spares */
+	bool startup[32], wan_bound;
 
 	if (l->auto_ms == 0 || now <= l->auto_ms) {
 		l->auto_ms = now;
@@ -1879,7 +1950,27 @@ link_auto_cap(struct wan_link *l)
 			continue;
 		if (c->min_rtt_ms > 0 && (rtt < 0 || c->min_rtt_ms < rtt))
 			rtt = c->min_rtt_ms;
-		btlbw += conn_bbr_bw(c);
+		bw[n] = conn_bbr_bw(c, &startup[n]);
+		btlbw += bw[n];
+		if (++n == sizeof(bw) / sizeof(bw[0]))
+			break;
+	}
+	/* Held by the bound during this tick, at a rate flat for a second:
+	 * each connection's share of the rate is in proportion to BBR's
+	 * estimate of it. */
+	wan_bound = l->cap_hits != l->cap_hits_tick && l->auto_flat >= 4 &&
+	    l->rate_Bps == 0;
+	l->cap_hits_tick = l->cap_hits;
+	k = 0;
+	TAILQ_FOREACH(c, &l->conns, entry) {
+		if (!c->ready)
+			continue;
+		if (k == n)
+			break;
+		conn_pace(c, startup[k], bw[k], btlbw > 0 ?
+		    l->rate[(l->rate_i - 1) % AUTO_SAMPLES] * bw[k] / btlbw : 0,
+		    wan_bound, now);
+		k++;
 	}
 	l->path_Bps = btlbw > max ? btlbw : max;
 	if (rtt < 0)
