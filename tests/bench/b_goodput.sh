@@ -13,6 +13,8 @@
 #              (`streams`, for N in WM_STREAMS, default "1 4 8"),
 #              congestion = bbr (WM_CC), the default window and
 #              resume-buffer (WM_WINDOW, WM_RESUME and WM_CODEC to change)
+# WM_LOSSES lists the losses (default "0 0.001 0.01"); WM_TCP=0 skips the
+# plain TCP columns; WM_REPEAT=N runs each tunnel cell N times.
 # Goodput is measured at the receiver from 5 s to 15 s after the first byte
 # (slow start excluded). The ideal is the link rate less Ethernet, IP and
 # TCP headers: 1 Gbit/s x 1448/1514 = 956 Mbit/s.
@@ -101,11 +103,18 @@ printf '%-8s %10s %10s%s   (goodput, Mbit/s; link %s, RTT %s ms, codec %s)\n' \
 for loss in ${WM_LOSSES:-0 0.001 0.01}; do
 	export WANEM_LOSS=$loss
 	topo_up >/dev/null || exit 1
-	cubic=$(measure "$TOPO_NS_A" 10.99.0.2 5001 "$TOPO_NS_B" 10.99.0.2 5001 cubic)
-	bbr=$(measure "$TOPO_NS_A" 10.99.0.2 5002 "$TOPO_NS_B" 10.99.0.2 5002 bbr)
+	cubic=- bbr=-
+	if [ "${WM_TCP:-1}" != 0 ]; then
+		cubic=$(measure "$TOPO_NS_A" 10.99.0.2 5001 "$TOPO_NS_B" 10.99.0.2 5001 cubic)
+		bbr=$(measure "$TOPO_NS_A" 10.99.0.2 5002 "$TOPO_NS_B" 10.99.0.2 5002 bbr)
+	fi
 	row=""
 	for n in $WM_STREAMS; do
-		row+=$(printf ' %10s' "$(tunnel "$n")")
+		cell=""
+		for _ in $(seq "${WM_REPEAT:-1}"); do
+			cell+="${cell:+/}$(tunnel "$n")"
+		done
+		row+=$(printf ' %10s' "$cell")
 	done
 	topo_down || true
 	printf '%-8s %10s %10s%s\n' "$(awk -v l="$loss" 'BEGIN { printf "%g%%", l * 100 }')" \
