@@ -172,8 +172,8 @@ struct wan_link_stats {
 	                            at the far end (credited back) */
 	uint64_t inflight_cap;   /* the bound in force, see wan_link_set_rate */
 	uint64_t inflight_far;   /* of inflight, behind a gap at the far end:
-	                            not counted against the bound (up to the
-	                            bound once more) */
+	                            not counted against the bound (up to
+	                            twice the bound) */
 	uint64_t path_Bps;       /* the path's rate as measured (delivery rate
 	                            or the kernel's BBR estimate), 0 unknown */
 };

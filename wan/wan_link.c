@@ -56,7 +56,7 @@
 #define HOL_MS 20                  /* head-of-line check period */
 #define AUTO_SAMPLES 40            /* delivery rate, max of 10 s of ticks */
 #define AUTO_SPAN 4                /* ticks one rate sample spans (1 s) */
-#define PACE_GAIN 0.9              /* of the delivery rate, see conn_pace() */
+#define PACE_GAIN 0.95             /* of the delivery rate, see conn_pace() */
 #define PACE_MAX_MS 3000
 #define PACE_RETRY_MS 10000
 #define AUTO_MIN_CAP (2u << 20)    /* measured bound never below this */
@@ -1633,8 +1633,11 @@ link_unblockcb(evutil_socket_t fd, short what, void *arg)
  * holds back what every other connection delivered, for a round trip or
  * more, and at 0.1 % loss on a long fat link there is nearly always such a
  * gap. They add nothing to what QEMU would find still queued when it stops
- * the VM (invariant 5), so they do not count against the bound, up to the
- * bound once more. Bytes the peer has in order but the destination has
+ * the VM (invariant 5), so they do not count against the bound, up to
+ * twice the bound: after a loss on a 1 Gbit/s, 150 ms path they are a
+ * round trip of data and more, and with the bound once more as the limit
+ * the tunnel still starved its connections of bytes to send now and then
+ * (tunnel/1 at 0.1 % loss 850 Mbit/s on average, 883 with twice). Bytes the peer has in order but the destination has
  * not read yet do count: a slow destination is part of the drain rate
  * QEMU must see. The far end's memory has its own limits, the window and
  * the reorder bound.
@@ -1643,7 +1646,7 @@ static uint64_t
 link_bound(const struct wan_link *l)
 {
 	return l->inflight_cap +
-	    (l->far < l->inflight_cap ? l->far : l->inflight_cap);
+	    (l->far < 2 * l->inflight_cap ? l->far : 2 * l->inflight_cap);
 }
 
 /*
@@ -1680,7 +1683,8 @@ conn_ours(const struct wan_conn *c, uint64_t *n)
  * The bound is shared, so without the share a stream whose destination
  * stops reading would keep all of it (up to its window) and starve the
  * others until its idle timeout; with it, each of n active streams can
- * always have bound/n in flight, and the link at most twice the bound.
+ * always have bound/n in flight, and the link at most twice the bound
+ * (plus what waits at the far end, link_bound()).
  */
 static uint64_t
 stream_room(const struct wan_stream *s)
@@ -1848,7 +1852,10 @@ conn_bbr_bw(const struct wan_conn *c, bool *startup)
  * So when the tunnel is held by the bound (the WAN, not the source, is
  * the limit) and its rate has been flat for a second, a connection still
  * in STARTUP is paced for a moment a little below its share of that rate
- * (SO_MAX_PACING_RATE). What the bound lets go then waits in the socket,
+ * (SO_MAX_PACING_RATE; the highest of the last 10 s, as BBR keeps the
+ * rate it saw while paced as its estimate: pacing at 0.9 of the last
+ * second's rate, which STARTUP's bursts made uneven, left BBR with 620
+ * Mbit/s on a 1 Gbit/s path and 3 s to climb back). What the bound lets go then waits in the socket,
  * the connection is no longer app-limited, and BBR sees its rate stop
  * growing and moves on to DRAIN and PROBE_BW, where it stays (nothing
  * but a new connection takes it back to STARTUP). The cap is lifted as
@@ -1968,8 +1975,7 @@ link_auto_cap(struct wan_link *l)
 		if (k == n)
 			break;
 		conn_pace(c, startup[k], bw[k], btlbw > 0 ?
-		    l->rate[(l->rate_i - 1) % AUTO_SAMPLES] * bw[k] / btlbw : 0,
-		    wan_bound, now);
+		    max * bw[k] / btlbw : 0, wan_bound, now);
 		k++;
 	}
 	l->path_Bps = btlbw > max ? btlbw : max;

@@ -451,15 +451,16 @@ def scenario_stalled_stream(work):
             except OSError:  # closed at the end of the scenario
                 pass
         threading.Thread(target=push, daemon=True).start()
-        # until stream 0 is far over the bound (at most twice the cap, the
-        # cap ~70 KB once the rate's bound is in force; the measured bound
-        # before that lets it take a few MiB of its 8 MiB window at once)
+        # until stream 0 is far over the bound (at most three times the
+        # cap, the cap ~70 KB once the rate's bound is in force; the
+        # measured bound before that lets it take a few MiB of its 8 MiB
+        # window at once)
         deadline, p = time.time() + 20, {}
 
         def over(p):
             return (0 < p.get("inflight_cap_bytes", 0) < (1 << 20) and
                     p.get("inflight_bytes", 0) >
-                    2 * p["inflight_cap_bytes"] + (1 << 20))
+                    3 * p["inflight_cap_bytes"] + (1 << 20))
         while time.time() < deadline and not over(p):
             p = east.peer("west")
             time.sleep(0.1)
