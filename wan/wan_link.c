@@ -165,6 +165,8 @@ struct wan_link {
 	double auto_best;                /* rate at the last growth */
 	double path_Bps;                 /* best estimate of the path's rate */
 	unsigned auto_flat;              /* samples since it last grew */
+	double bbr_best;                 /* the same for BBR's estimate */
+	unsigned bbr_flat;
 	unsigned pump_gen;
 	struct event *timer, *reap, *unblock, *breakev, *holev;
 	struct event *flushev;           /* sends what link_defer() held */
@@ -1962,11 +1964,18 @@ link_auto_cap(struct wan_link *l)
 		if (++n == sizeof(bw) / sizeof(bw[0]))
 			break;
 	}
-	/* Held by the bound during this tick, at a rate flat for a second:
-	 * each connection's share of the rate is in proportion to BBR's
-	 * estimate of it. */
-	wan_bound = l->cap_hits != l->cap_hits_tick && l->auto_flat >= 4 &&
-	    l->rate_Bps == 0;
+	if (btlbw > l->bbr_best * 1.25 || btlbw < l->bbr_best / 4) {
+		l->bbr_best = btlbw;
+		l->bbr_flat = 0;
+	} else {
+		l->bbr_flat++;
+	}
+	/* Held by the bound during this tick, at a rate flat for a second
+	 * (BBR's estimate is, a second before the delivery rate's 1 s
+	 * samples say so): each connection's share of the rate is in
+	 * proportion to BBR's estimate of it. */
+	wan_bound = l->cap_hits != l->cap_hits_tick && l->rate_Bps == 0 &&
+	    (l->auto_flat >= 4 || l->bbr_flat >= 4);
 	l->cap_hits_tick = l->cap_hits;
 	k = 0;
 	TAILQ_FOREACH(c, &l->conns, entry) {

@@ -14,7 +14,8 @@
 #              congestion = bbr (WM_CC), the default window and
 #              resume-buffer (WM_WINDOW, WM_RESUME and WM_CODEC to change)
 # WM_LOSSES lists the losses (default "0 0.001 0.01"); WM_TCP=0 skips the
-# plain TCP columns; WM_REPEAT=N runs each tunnel cell N times.
+# plain TCP columns; WM_REPEAT=N runs each tunnel cell N times; WM_IVL=S
+# prints each run's goodput every S seconds on stderr.
 # Goodput is measured at the receiver from 5 s to 15 s after the first byte
 # (slow start excluded). The ideal is the link rate less Ethernet, IP and
 # TCP headers: 1 Gbit/s x 1448/1514 = 956 Mbit/s.
@@ -49,7 +50,8 @@ kv() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 measure() {	# NS_SEND SEND_ADDR SEND_PORT NS_RECV RECV_ADDR RECV_PORT [CC]
 	local out pid cc=()
 	[ -n "${7:-}" ] && cc=(-c "$7")
-	ip netns exec "$4" "$bulk" recv "$5" "$6" -f 5 -t 15 -T 60 >"$work/r" &
+	ip netns exec "$4" "$bulk" recv "$5" "$6" -f 5 -t 15 -T 60 \
+	    ${WM_IVL:+-I "$WM_IVL"} >"$work/r" &
 	pid=$!
 	sleep 0.3
 	ip netns exec "$1" "$bulk" send "$2" "$3" -s 17 "${cc[@]}" >/dev/null || true
