@@ -165,8 +165,6 @@ struct wan_link {
 	double auto_best;                /* rate at the last growth */
 	double path_Bps;                 /* best estimate of the path's rate */
 	unsigned auto_flat;              /* samples since it last grew */
-	double bbr_best;                 /* the same for BBR's estimate */
-	unsigned bbr_flat;
 	unsigned pump_gen;
 	struct event *timer, *reap, *unblock, *breakev, *holev;
 	struct event *flushev;           /* sends what link_defer() held */
@@ -1639,10 +1637,10 @@ link_unblockcb(evutil_socket_t fd, short what, void *arg)
  * twice the bound: after a loss on a 1 Gbit/s, 150 ms path they are a
  * round trip of data and more, and with the bound once more as the limit
  * the tunnel still starved its connections of bytes to send now and then
- * (tunnel/1 at 0.1 % loss 850 Mbit/s on average, 883 with twice). Bytes the peer has in order but the destination has
- * not read yet do count: a slow destination is part of the drain rate
- * QEMU must see. The far end's memory has its own limits, the window and
- * the reorder bound.
+ * (tunnel/1 at 0.1 % loss 850 Mbit/s on average, 883 with twice). Bytes
+ * the peer has in order but the destination has not read yet do count: a
+ * slow destination is part of the drain rate QEMU must see. The far end's
+ * memory has its own limits, the window and the reorder bound.
  */
 static uint64_t
 link_bound(const struct wan_link *l)
@@ -1761,9 +1759,9 @@ link_count_active(struct wan_link *l)
  * TCP segment on one connection holds back what all the others carried
  * until that connection repairs it (a round trip, or an RTO of seconds).
  * When the oldest unacknowledged frame has waited more than two smoothed
- * round trips of its connection, the frames at the head that went on its connection are sent once
- * more on the least loaded other one; the receiver keeps whichever copy
- * comes first.
+ * round trips of its connection, the frames at the head that went on its
+ * connection are sent once more on the least loaded other one; the
+ * receiver keeps whichever copy comes first.
  */
 static void
 link_holcb(evutil_socket_t fd, short what, void *arg)
@@ -1840,32 +1838,33 @@ conn_bbr_bw(const struct wan_conn *c, bool *startup)
 
 /*
  * BBR leaves STARTUP after three round trips in which the connection was
- * not app-limited and its delivery rate stopped growing. Under the
- * in-flight bound a tunnel connection is app-limited nearly all the time
- * (the bound, not the socket, holds the backlog), so BBR stayed in
- * STARTUP for the connection's life, sending at 2.89 times its estimate
- * whenever the bound let bytes go. It never drained the queue that this
- * left at the bottleneck, so every 10 s its minimum RTT expired and it
- * went to PROBE_RTT (4 segments in flight for 350 ms), then back to
- * STARTUP with what the bound had let pile up meanwhile, 30 MB at 2.89
- * times the link's rate: the bottleneck's queue overflowed and dropped
- * segments by the thousand.
+ * not app-limited and its delivery rate stopped growing. Under the in-
+ * flight bound a tunnel connection is app-limited nearly all the time (the
+ * bound, not the socket, holds the backlog), so BBR stayed in STARTUP for
+ * the connection's life, sending at 2.89 times its estimate whenever the
+ * bound let bytes go. It never drained the queue that this left at the
+ * bottleneck, so every 10 s its minimum RTT expired and it went to
+ * PROBE_RTT (4 segments in flight for 350 ms), then back to STARTUP with
+ * what the bound had let pile up meanwhile, 30 MB at 2.89 times the link's
+ * rate: the bottleneck's queue overflowed and dropped segments by the
+ * thousand.
  *
- * So when the tunnel is held by the bound (the WAN, not the source, is
- * the limit) and its rate has been flat for a second, a connection still
- * in STARTUP is paced for a moment a little below its share of that rate
- * (SO_MAX_PACING_RATE; the highest of the last 10 s, as BBR keeps the
- * rate it saw while paced as its estimate: pacing at 0.9 of the last
- * second's rate, which STARTUP's bursts made uneven, left BBR with 620
- * Mbit/s on a 1 Gbit/s path and 3 s to climb back). What the bound lets go then waits in the socket,
- * the connection is no longer app-limited, and BBR sees its rate stop
- * growing and moves on to DRAIN and PROBE_BW, where it stays (nothing
- * but a new connection takes it back to STARTUP). The cap is lifted as
- * soon as BBR has left STARTUP, or after PACE_MAX_MS in any case; a
- * connection that did not leave is not paced again for PACE_RETRY_MS.
- * A source slower than the path never holds the tunnel at the bound, so
- * its connections are never paced: nothing slows the final burst of a
- * migration that QEMU sends at full speed once the VM is stopped.
+ * So when the tunnel is held by the bound (the WAN, not the source, is the
+ * limit) and its rate has been flat for a second, a connection still in
+ * STARTUP is paced for a moment a little below its share of that rate
+ * (SO_MAX_PACING_RATE; the highest of the last 10 s, as BBR keeps the rate
+ * it saw while paced as its estimate: pacing at 0.9 of the last second's
+ * rate, which STARTUP's bursts made uneven, left BBR with 620 Mbit/s on a
+ * 1 Gbit/s path and 3 s to climb back). What the bound lets go then waits
+ * in the socket, the connection is no longer app-limited, and BBR sees its
+ * rate stop growing and moves on to DRAIN and PROBE_BW, where it stays
+ * (nothing but a new connection takes it back to STARTUP). The cap is
+ * lifted as soon as BBR has left STARTUP, or after PACE_MAX_MS in any
+ * case; a connection that did not leave is not paced again for
+ * PACE_RETRY_MS. A source slower than the path never holds the tunnel at
+ * the bound, so its connections are never paced: nothing slows the final
+ * burst of a migration that QEMU sends at full speed once the VM is
+ * stopped.
  */
 static void
 conn_pace(struct wan_conn *c, bool startup, double bw, double share_Bps,
@@ -1964,18 +1963,11 @@ link_auto_cap(struct wan_link *l)
 		if (++n == sizeof(bw) / sizeof(bw[0]))
 			break;
 	}
-	if (btlbw > l->bbr_best * 1.25 || btlbw < l->bbr_best / 4) {
-		l->bbr_best = btlbw;
-		l->bbr_flat = 0;
-	} else {
-		l->bbr_flat++;
-	}
-	/* Held by the bound during this tick, at a rate flat for a second
-	 * (BBR's estimate is, a second before the delivery rate's 1 s
-	 * samples say so): each connection's share of the rate is in
-	 * proportion to BBR's estimate of it. */
+	/* Held by the bound during this tick, at a rate flat for a second:
+	 * each connection's share of the rate is in proportion to BBR's
+	 * estimate of it. */
 	wan_bound = l->cap_hits != l->cap_hits_tick && l->rate_Bps == 0 &&
-	    (l->auto_flat >= 4 || l->bbr_flat >= 4);
+	    l->auto_flat >= 4;
 	l->cap_hits_tick = l->cap_hits;
 	k = 0;
 	TAILQ_FOREACH(c, &l->conns, entry) {

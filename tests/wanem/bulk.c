@@ -10,7 +10,8 @@
  *		(TCP_WINDOW_CLAMP), e.g. to 1.5 BDP so that the flow fills
  *		the link without ever overflowing a 1-BDP queue
  *	bulk send ADDR PORT [-s SECONDS] [-n BYTES] [-c CONGESTION]
- *		connect and send zeros for SECONDS (default 10) or BYTES
+ *		connect and send fresh random bytes (xorshift) for SECONDS
+ *		(default 10) or BYTES
  *	bulk echo ADDR PORT [-T TIMEOUT_S]
  *		UDP echo server; exits after TIMEOUT_S idle (default 60)
  *	bulk ping ADDR PORT [-n COUNT] [-i INTERVAL_S] [-w WAIT_S]
