@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# test_bbr_startup.sh - a tunnel at its in-flight bound lets BBR leave STARTUP.
+#
+# Two real wanmigd across tests/wanem at 150 ms RTT and 250 Mbit/s, no
+# loss, congestion = bbr over one connection, no configured rate (so the
+# bound is the measured one). A bulk sender faster than the link pushes
+# 12 s through a route. Under the bound the WAN connection's socket seldom
+# has bytes waiting, so BBR counts itself app-limited; before the gateway
+# paced such a connection for a moment (wan_link.c, conn_pace), BBR stayed
+# in STARTUP for good (pacing gain 2.89), and each PROBE_RTT ended with a
+# burst at 2.89 times the rate into the bottleneck's queue. Checked, 8 s
+# after the first byte:
+#   - the WAN connection's BBR is out of STARTUP (ss: pacing_gain < 2);
+#   - the pacing cap is lifted again (ss shows no max_pacing_rate);
+#   - the goodput over seconds 4..11 is at least 85 % of the link's payload
+#     rate (the pacing costs no throughput).
+# Exit 0 pass, 1 fail, 77 cannot run here (not root, no netns, no BBR).
+#
+# Environment: WM_BUILD (build directory: wanmigd, wanmig, wanem,
+# wanem_bulk), WM_SRC (source tree).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=${WM_SRC:-$(cd "$here/../.." && pwd)}
+build=${WM_BUILD:-$src/build}
+
+skip() { echo "test_bbr_startup: SKIP: $*" >&2; exit 77; }
+fails=0
+check() {	# COND_RC WHAT
+	if [ "$1" -eq 0 ]; then
+		echo "ok: $2"
+	else
+		echo "FAIL: $2"
+		fails=$((fails + 1))
+	fi
+}
+
+[ "$(id -u)" = 0 ] || skip "needs root"
+command -v ethtool >/dev/null || skip "no ethtool"
+modprobe tcp_bbr 2>/dev/null
+grep -qw bbr /proc/sys/net/ipv4/tcp_available_congestion_control ||
+	skip "the kernel offers no BBR"
+for b in wanmigd wanmig wanem wanem_bulk; do
+	[ -x "$build/$b" ] || { echo "test_bbr_startup: no $build/$b" >&2; exit 1; }
+done
+
+export WANEM_BIN=$build/wanem WM_NS_PREFIX=wmbs$$
+export WANEM_RATE=250mbit WANEM_DELAY_MS=75 WANEM_LOSS=0
+# shellcheck source=../wanem/topo.sh
+. "$src/tests/wanem/topo.sh"
+work=$(mktemp -d /tmp/wm-bbrs-XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	topo_down
+	rm -rf "$work"
+}
+trap cleanup EXIT
+topo_up >/dev/null || exit 1
+"$src/tools/mkcerts.sh" "$work" east west >/dev/null || exit 1
+
+conf() {	# SITE LISTEN PEER PEER_ADDR TARGETS [ROUTE_LISTEN ROUTE_TARGET]
+	{
+		printf '[site]\nname = %s\nlisten = %s\ncertificate = %s.pem\n' "$1" "$2" "$1"
+		printf 'private-key = %s.key\nca = ca.pem\ncontrol = %s/%s.sock\n' "$1" "$work" "$1"
+		printf 'log-level = warn\n'
+		printf '\n[peer %s]\naddress = %s\ntargets = %s\n' "$3" "$4" "$5"
+		printf 'congestion = bbr\nstreams = 1\n'
+		if [ -n "${6:-}" ]; then
+			printf '\n[route bulk]\nlisten = %s\npeer = %s\ntarget = %s\n' "$6" "$3" "$7"
+			printf 'allow = 10.98.0.0/16\n'
+		fi
+	} >"$work/$1.conf"
+}
+conf east 10.99.0.1:7800 west 10.99.0.2:7800 10.98.1.0/24 10.98.1.1:4444 10.98.2.10:5003
+conf west 10.99.0.2:7800 east 10.99.0.1:7800 10.98.2.0/24
+ip netns exec "$TOPO_NS_A" "$build/wanmigd" -c "$work/east.conf" 2>"$work/east.log" &
+pids+=($!)
+ip netns exec "$TOPO_NS_B" "$build/wanmigd" -c "$work/west.conf" 2>"$work/west.log" &
+pids+=($!)
+for _ in $(seq 100); do
+	"$build/wanmig" -s "$work/east.sock" status --json 2>/dev/null |
+	    grep -q '"connections":1,' && break
+	sleep 0.1
+done
+
+ip netns exec "$TOPO_NS_B" "$build/wanem_bulk" recv 10.98.2.10 5003 -f 4 -t 11 -T 40 \
+    >"$work/recv" &
+rpid=$!
+sleep 0.3
+ip netns exec "$TOPO_NS_A" "$build/wanem_bulk" send 10.98.1.1 4444 -s 12 >/dev/null &
+spid=$!
+# the first byte arrives within a second or so of the start
+sleep 9
+ss_out=$(ip netns exec "$TOPO_NS_A" ss -tni 'dport = :7800' | tail -1)
+wait "$spid"
+wait "$rpid"
+echo "WAN connection: $ss_out"
+gain=$(grep -o 'pacing_gain:[0-9.]*' <<<"$ss_out" | cut -d: -f2)
+[ -n "$gain" ] && awk -v g="$gain" 'BEGIN { exit !(g < 2) }'
+check $? "BBR has left STARTUP under the in-flight bound (pacing_gain ${gain:-?})"
+! grep -q 'max_pacing_rate' <<<"$ss_out"
+check $? "the pacing cap is lifted once BBR has left STARTUP"
+bps=$(tr ' ' '\n' <"$work/recv" | sed -n 's/^window_bps=//p')
+# payload per frame 1448 of 1514 bytes
+awk -v b="${bps:-0}" 'BEGIN { exit !(b >= 0.85 * 250e6 * 1448 / 1514) }'
+check $? "goodput $(awk -v b="${bps:-0}" 'BEGIN { printf "%.1f", b / 1e6 }') Mbit/s, at least 85 % of the link's 239"
+! grep -E "Sanitizer|runtime error" "$work/east.log" "$work/west.log"
+check $? "no sanitizer report from either daemon"
+[ "$fails" -eq 0 ] && echo PASS || echo "FAIL ($fails)"
+[ "$fails" -eq 0 ]
