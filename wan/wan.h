@@ -176,6 +176,8 @@ struct wan_link_stats {
 	                            twice the bound) */
 	uint64_t path_Bps;       /* the path's rate as measured (delivery rate
 	                            or the kernel's BBR estimate), 0 unknown */
+	uint64_t bbr_paced;      /* times a connection's BBR was paced out of
+	                            STARTUP (wan_link.c, conn_pace) */
 };
 /* Counters; valid while the link lives. */
 void wan_link_get_stats(const struct wan_link *l, struct wan_link_stats *st);

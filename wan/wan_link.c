@@ -57,6 +57,7 @@
 #define AUTO_SAMPLES 40            /* delivery rate, max of 10 s of ticks */
 #define AUTO_SPAN 4                /* ticks one rate sample spans (1 s) */
 #define PACE_GAIN 0.95             /* of the delivery rate, see conn_pace() */
+#define PACE_FOUND 0.8             /* see conn_pace() */
 #define PACE_MAX_MS 3000
 #define PACE_RETRY_MS 10000
 #define AUTO_MIN_CAP (2u << 20)    /* measured bound never below this */
@@ -1861,14 +1862,25 @@ conn_bbr_bw(const struct wan_conn *c, bool *startup)
  * (nothing but a new connection takes it back to STARTUP). The cap is
  * lifted as soon as BBR has left STARTUP, or after PACE_MAX_MS in any
  * case; a connection that did not leave is not paced again for
- * PACE_RETRY_MS. A source slower than the path never holds the tunnel at
- * the bound, so its connections are never paced: nothing slows the final
- * burst of a migration that QEMU sends at full speed once the VM is
- * stopped.
+ * PACE_RETRY_MS.
+ *
+ * Only a connection whose BBR has already found its part of the rate (at
+ * least PACE_FOUND of an equal split) is paced: one that joined a link
+ * already running flat (a redial, the next connections of a new session)
+ * has an estimate of a few hundred KB/s, and pacing it there would make
+ * BBR leave STARTUP with that estimate and take half a minute in PROBE_BW
+ * to climb back. What the pacing costs: for a second or so after the
+ * tunnel's rate went flat, 5 % of the rate, also for the final burst of a
+ * migration that ends in that second. A source slower than the path never
+ * holds the tunnel at the bound and is never paced; a destination slower
+ * than the path can be (its in-order bytes count against the bound), and
+ * BBR then leaves STARTUP at the destination's rate, climbing back at
+ * PROBE_BW's pace (1.25 times every 8 round trips) if the destination
+ * speeds up.
  */
 static void
-conn_pace(struct wan_conn *c, bool startup, double bw, double share_Bps,
-    bool wan_bound, uint64_t now)
+conn_pace(struct wan_link *l, struct wan_conn *c, bool startup, double bw,
+    double fair_Bps, double share_Bps, bool wan_bound, uint64_t now)
 {
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
 	unsigned rate;
@@ -1876,8 +1888,8 @@ conn_pace(struct wan_conn *c, bool startup, double bw, double share_Bps,
 	if (fd < 0)
 		return;
 	if (c->paced_ms == 0) {
-		if (!startup || !wan_bound || bw <= 0 || share_Bps <= 0 ||
-		    now < c->pace_next_ms)
+		if (!startup || !wan_bound || bw < PACE_FOUND * fair_Bps ||
+		    share_Bps < 1 || now < c->pace_next_ms)
 			return;
 		share_Bps *= PACE_GAIN;
 		if (share_Bps > bw)
@@ -1885,8 +1897,10 @@ conn_pace(struct wan_conn *c, bool startup, double bw, double share_Bps,
 		rate = share_Bps < (double)(UINT32_MAX - 1) ?
 		    (unsigned)share_Bps : UINT32_MAX - 1;
 		if (setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate,
-		    sizeof(rate)) == 0)
+		    sizeof(rate)) == 0) {
 			c->paced_ms = now;
+			l->st.bbr_paced++;
+		}
 		c->pace_next_ms = now + PACE_RETRY_MS;
 		return;
 	}
@@ -1922,7 +1936,8 @@ link_auto_cap(struct wan_link *l)
 	double max = 0, gain, rtt = -1, btlbw = 0;
 	struct wan_conn *c;
 	unsigned old, n = 0, k;
-	double bw[32];             /* streams = 16 at most, and spares */
+	double bw[32];	/* BBR's estimates, of the first 32 ready connections
+			   (a dialled link has 16 at most) */
 	bool startup[32], wan_bound;
 
 	if (l->auto_ms == 0 || now <= l->auto_ms) {
@@ -1975,7 +1990,7 @@ link_auto_cap(struct wan_link *l)
 			continue;
 		if (k == n)
 			break;
-		conn_pace(c, startup[k], bw[k], btlbw > 0 ?
+		conn_pace(l, c, startup[k], bw[k], max / n, btlbw > 0 ?
 		    max * bw[k] / btlbw : 0, wan_bound, now);
 		k++;
 	}

@@ -66,8 +66,9 @@ write_conf() {	# SITE LISTEN PEER PEER_ADDR TARGETS STREAMS [ROUTE_LISTEN ROUTE_
 		printf 'private-key = %s.key\nca = ca.pem\ncontrol = %s/%s.sock\n' "$1" "$work" "$1"
 		printf 'log-level = warn\n'
 		[ -z "${WM_WINDOW:-}" ] || printf 'window = %s\n' "$WM_WINDOW"
-		printf '\n[peer %s]\naddress = %s\ntargets = %s\n' "$3" "$4" "$5"
-		printf 'congestion = %s\nstreams = %s\n' "${WM_CC:-bbr}" "$6"
+		printf '\n[peer %s]\ntargets = %s\n' "$3" "$5"
+		[ -z "$4" ] || printf 'address = %s\ncongestion = %s\nstreams = %s\n' \
+		    "$4" "${WM_CC:-bbr}" "$6"
 		[ -z "${WM_CODEC:-}" ] || printf 'codec = %s\n' "$WM_CODEC"
 		[ -z "${WM_RESUME:-}" ] || printf 'resume-buffer = %s\n' "$WM_RESUME"
 		if [ -n "${7:-}" ]; then
@@ -83,7 +84,8 @@ tunnel() {	# STREAMS: goodput through the gateway pair
 	local t
 	write_conf east 10.99.0.1:7800 west 10.99.0.2:7800 10.98.1.0/24 "$1" \
 	    10.98.1.1:4444 10.98.2.10:5003
-	write_conf west 10.99.0.2:7800 east 10.99.0.1:7800 10.98.2.0/24 "$1"
+	# only east dials: one session, with east's congestion and streams
+	write_conf west 10.99.0.2:7800 east "" 10.98.2.0/24 "$1"
 	ip netns exec "$TOPO_NS_A" "$build/wanmigd" -c "$work/east.conf" 2>"$work/east.log" &
 	pids+=($!)
 	ip netns exec "$TOPO_NS_B" "$build/wanmigd" -c "$work/west.conf" 2>"$work/west.log" &

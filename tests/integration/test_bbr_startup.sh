@@ -11,7 +11,8 @@
 # burst at 2.89 times the rate into the bottleneck's queue. Checked, 8 s
 # after the first byte:
 #   - the WAN connection's BBR is out of STARTUP (ss: pacing_gain < 2);
-#   - the pacing cap is lifted again (ss shows no max_pacing_rate);
+#   - the gateway did pace it (status: bbr_paced >= 1), and the cap is
+#     lifted again (ss shows no max_pacing_rate);
 #   - the goodput over seconds 4..11 is at least 85 % of the link's payload
 #     rate (the pacing costs no throughput).
 # Exit 0 pass, 1 fail, 77 cannot run here (not root, no netns, no BBR).
@@ -59,13 +60,14 @@ trap cleanup EXIT
 topo_up >/dev/null || exit 1
 "$src/tools/mkcerts.sh" "$work" east west >/dev/null || exit 1
 
+# Only east dials (one session, the one the route uses); west accepts.
 conf() {	# SITE LISTEN PEER PEER_ADDR TARGETS [ROUTE_LISTEN ROUTE_TARGET]
 	{
 		printf '[site]\nname = %s\nlisten = %s\ncertificate = %s.pem\n' "$1" "$2" "$1"
 		printf 'private-key = %s.key\nca = ca.pem\ncontrol = %s/%s.sock\n' "$1" "$work" "$1"
 		printf 'log-level = warn\n'
-		printf '\n[peer %s]\naddress = %s\ntargets = %s\n' "$3" "$4" "$5"
-		printf 'congestion = bbr\nstreams = 1\n'
+		printf '\n[peer %s]\ntargets = %s\n' "$3" "$5"
+		[ -z "$4" ] || printf 'address = %s\ncongestion = bbr\nstreams = 1\n' "$4"
 		if [ -n "${6:-}" ]; then
 			printf '\n[route bulk]\nlisten = %s\npeer = %s\ntarget = %s\n' "$6" "$3" "$7"
 			printf 'allow = 10.98.0.0/16\n'
@@ -73,16 +75,18 @@ conf() {	# SITE LISTEN PEER PEER_ADDR TARGETS [ROUTE_LISTEN ROUTE_TARGET]
 	} >"$work/$1.conf"
 }
 conf east 10.99.0.1:7800 west 10.99.0.2:7800 10.98.1.0/24 10.98.1.1:4444 10.98.2.10:5003
-conf west 10.99.0.2:7800 east 10.99.0.1:7800 10.98.2.0/24
+conf west 10.99.0.2:7800 east "" 10.98.2.0/24
 ip netns exec "$TOPO_NS_A" "$build/wanmigd" -c "$work/east.conf" 2>"$work/east.log" &
 pids+=($!)
 ip netns exec "$TOPO_NS_B" "$build/wanmigd" -c "$work/west.conf" 2>"$work/west.log" &
 pids+=($!)
+up=1
 for _ in $(seq 100); do
 	"$build/wanmig" -s "$work/east.sock" status --json 2>/dev/null |
-	    grep -q '"connections":1,' && break
+	    grep -q '"connections":1,' && { up=0; break; }
 	sleep 0.1
 done
+check $up "east's one connection to west is up"
 
 ip netns exec "$TOPO_NS_B" "$build/wanem_bulk" recv 10.98.2.10 5003 -f 4 -t 11 -T 40 \
     >"$work/recv" &
@@ -99,6 +103,10 @@ echo "WAN connection: $ss_out"
 gain=$(grep -o 'pacing_gain:[0-9.]*' <<<"$ss_out" | cut -d: -f2)
 [ -n "$gain" ] && awk -v g="$gain" 'BEGIN { exit !(g < 2) }'
 check $? "BBR has left STARTUP under the in-flight bound (pacing_gain ${gain:-?})"
+paced=$("$build/wanmig" -s "$work/east.sock" status --json |
+    grep -o '"bbr_paced":[0-9]*' | cut -d: -f2)
+[ "${paced:-0}" -ge 1 ]
+check $? "the gateway paced the connection out of STARTUP (bbr_paced ${paced:-?})"
 ! grep -q 'max_pacing_rate' <<<"$ss_out"
 check $? "the pacing cap is lifted once BBR has left STARTUP"
 bps=$(tr ' ' '\n' <"$work/recv" | sed -n 's/^window_bps=//p')
