@@ -28,6 +28,9 @@ struct wan_conn {
 	bool hello_rcvd;                /* peer's HELLO in .peer */
 	bool ready;                     /* both HELLOs done, in the link's use */
 	bool dead, broken, closing;
+	double bbr_bw;                  /* BBR's estimate at the last tick,
+	                                   bytes/s (0: not BBR) */
+	bool bbr_startup;               /* and BBR was in STARTUP */
 	uint64_t paced_ms;              /* SO_MAX_PACING_RATE set then, or 0 */
 	uint64_t pace_next_ms;          /* not again before; see conn_pace() */
 	struct wan_hello peer;

@@ -1813,11 +1813,12 @@ link_holcb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* The kernel's BBR estimate of a connection's bottleneck rate, bytes/s
- * (0 with another congestion control); *startup tells whether BBR is
- * still in STARTUP (pacing at its high gain, 2.89). */
-static double
-conn_bbr_bw(const struct wan_conn *c, bool *startup)
+/* Samples into c->bbr_bw the kernel's BBR estimate of the connection's
+ * bottleneck rate, bytes/s (0 with another congestion control), and into
+ * c->bbr_startup whether BBR is still in STARTUP (pacing at its high
+ * gain, 2.89). */
+static void
+conn_sample_bbr(struct wan_conn *c)
 {
 	union tcp_cc_info info;
 	socklen_t len = sizeof(info);
@@ -1825,16 +1826,18 @@ conn_bbr_bw(const struct wan_conn *c, bool *startup)
 	socklen_t cclen = sizeof(cc) - 1;
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
 
-	*startup = false;
+	c->bbr_bw = 0;
+	c->bbr_startup = false;
 	if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, &cclen) != 0 ||
 	    strcmp(cc, "bbr") != 0 ||
 	    getsockopt(fd, IPPROTO_TCP, TCP_CC_INFO, &info, &len) != 0 ||
 	    len < sizeof(info.bbr))
-		return 0;
+		return;
 	/* Gains are fixed point, 1.0 = 256; STARTUP's is 739, no other
 	 * mode's is above 1.25 (320). */
-	*startup = info.bbr.bbr_pacing_gain > 2 * 256;
-	return (double)((uint64_t)info.bbr.bbr_bw_hi << 32 | info.bbr.bbr_bw_lo);
+	c->bbr_startup = info.bbr.bbr_pacing_gain > 2 * 256;
+	c->bbr_bw = (double)((uint64_t)info.bbr.bbr_bw_hi << 32 |
+	    info.bbr.bbr_bw_lo);
 }
 
 /*
@@ -1879,8 +1882,8 @@ conn_bbr_bw(const struct wan_conn *c, bool *startup)
  * speeds up.
  */
 static void
-conn_pace(struct wan_link *l, struct wan_conn *c, bool startup, double bw,
-    double fair_Bps, double share_Bps, bool wan_bound, uint64_t now)
+conn_pace(struct wan_link *l, struct wan_conn *c, double fair_Bps,
+    double share_Bps, bool wan_bound, uint64_t now)
 {
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
 	unsigned rate;
@@ -1888,12 +1891,13 @@ conn_pace(struct wan_link *l, struct wan_conn *c, bool startup, double bw,
 	if (fd < 0)
 		return;
 	if (c->paced_ms == 0) {
-		if (!startup || !wan_bound || bw < PACE_FOUND * fair_Bps ||
-		    share_Bps < 1 || now < c->pace_next_ms)
+		if (!c->bbr_startup || !wan_bound ||
+		    c->bbr_bw < PACE_FOUND * fair_Bps || share_Bps < 1 ||
+		    now < c->pace_next_ms)
 			return;
 		share_Bps *= PACE_GAIN;
-		if (share_Bps > bw)
-			share_Bps = bw;
+		if (share_Bps > c->bbr_bw)
+			share_Bps = c->bbr_bw;
 		rate = share_Bps < (double)(UINT32_MAX - 1) ?
 		    (unsigned)share_Bps : UINT32_MAX - 1;
 		if (setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate,
@@ -1904,7 +1908,7 @@ conn_pace(struct wan_link *l, struct wan_conn *c, bool startup, double bw,
 		c->pace_next_ms = now + PACE_RETRY_MS;
 		return;
 	}
-	if (startup && now - c->paced_ms < PACE_MAX_MS)
+	if (c->bbr_startup && now - c->paced_ms < PACE_MAX_MS)
 		return;
 	rate = ~0u;	/* no cap */
 	if (setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate,
@@ -1935,10 +1939,8 @@ link_auto_cap(struct wan_link *l)
 	uint64_t now = wm_now_ms(), cap;
 	double max = 0, gain, rtt = -1, btlbw = 0;
 	struct wan_conn *c;
-	unsigned old, n = 0, k;
-	double bw[32];	/* BBR's estimates, of the first 32 ready connections
-			   (a dialled link has 16 at most) */
-	bool startup[32], wan_bound;
+	unsigned old, n = 0;
+	bool wan_bound;
 
 	if (l->auto_ms == 0 || now <= l->auto_ms) {
 		l->auto_ms = now;
@@ -1973,10 +1975,9 @@ link_auto_cap(struct wan_link *l)
 			continue;
 		if (c->min_rtt_ms > 0 && (rtt < 0 || c->min_rtt_ms < rtt))
 			rtt = c->min_rtt_ms;
-		bw[n] = conn_bbr_bw(c, &startup[n]);
-		btlbw += bw[n];
-		if (++n == sizeof(bw) / sizeof(bw[0]))
-			break;
+		conn_sample_bbr(c);
+		btlbw += c->bbr_bw;
+		n++;
 	}
 	/* Held by the bound during this tick, at a rate flat for a second:
 	 * each connection's share of the rate is in proportion to BBR's
@@ -1984,16 +1985,10 @@ link_auto_cap(struct wan_link *l)
 	wan_bound = l->cap_hits != l->cap_hits_tick && l->rate_Bps == 0 &&
 	    l->auto_flat >= 4;
 	l->cap_hits_tick = l->cap_hits;
-	k = 0;
-	TAILQ_FOREACH(c, &l->conns, entry) {
-		if (!c->ready)
-			continue;
-		if (k == n)
-			break;
-		conn_pace(l, c, startup[k], bw[k], max / n, btlbw > 0 ?
-		    max * bw[k] / btlbw : 0, wan_bound, now);
-		k++;
-	}
+	TAILQ_FOREACH(c, &l->conns, entry)
+		if (c->ready)
+			conn_pace(l, c, max / n, btlbw > 0 ?
+			    max * c->bbr_bw / btlbw : 0, wan_bound, now);
 	l->path_Bps = btlbw > max ? btlbw : max;
 	if (rtt < 0)
 		return;

@@ -36,10 +36,11 @@ WM_STREAMS=${WM_STREAMS:-1 4 8}
 [ "$(id -u)" -eq 0 ] || { echo "b_goodput: needs root" >&2; exit 77; }
 # shellcheck source=../wanem/topo.sh
 . "$src/tests/wanem/topo.sh"
+# shellcheck source=../wanem/gwpair.sh
+. "$src/tests/wanem/gwpair.sh"
 work=$(mktemp -d /tmp/wm-bench-XXXXXX)
-pids=()
 cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	gwpair_down
 	topo_down || true
 	rm -rf "$work"
 }
@@ -60,44 +61,18 @@ measure() {	# NS_SEND SEND_ADDR SEND_PORT NS_RECV RECV_ADDR RECV_PORT [CC]
 	awk -v b="$(kv window_bps <<<"$out")" 'BEGIN { printf "%.1f", b / 1e6 }'
 }
 
-write_conf() {	# SITE LISTEN PEER PEER_ADDR TARGETS STREAMS [ROUTE_LISTEN ROUTE_TARGET]
-	{
-		printf '[site]\nname = %s\nlisten = %s\ncertificate = %s.pem\n' "$1" "$2" "$1"
-		printf 'private-key = %s.key\nca = ca.pem\ncontrol = %s/%s.sock\n' "$1" "$work" "$1"
-		printf 'log-level = warn\n'
-		[ -z "${WM_WINDOW:-}" ] || printf 'window = %s\n' "$WM_WINDOW"
-		printf '\n[peer %s]\ntargets = %s\n' "$3" "$5"
-		[ -z "$4" ] || printf 'address = %s\ncongestion = %s\nstreams = %s\n' \
-		    "$4" "${WM_CC:-bbr}" "$6"
-		[ -z "${WM_CODEC:-}" ] || printf 'codec = %s\n' "$WM_CODEC"
-		[ -z "${WM_RESUME:-}" ] || printf 'resume-buffer = %s\n' "$WM_RESUME"
-		if [ -n "${7:-}" ]; then
-			printf '\n[route bench]\nlisten = %s\npeer = %s\ntarget = %s\n' "$7" "$3" "$8"
-			printf 'allow = 10.98.0.0/16\n'
-		fi
-	} >"$work/$1.conf"
-}
-
 "$src/tools/mkcerts.sh" "$work" east west
+GWPAIR_DIR=$work GWPAIR_BUILD=$build
+site_lines=${WM_WINDOW:+window = $WM_WINDOW}
+peer_lines=$(printf '%s\n' ${WM_CODEC:+"codec = $WM_CODEC"} \
+    ${WM_RESUME:+"resume-buffer = $WM_RESUME"} | sed '/^$/d')
 
 tunnel() {	# STREAMS: goodput through the gateway pair
-	local t
-	write_conf east 10.99.0.1:7800 west 10.99.0.2:7800 10.98.1.0/24 "$1" \
-	    10.98.1.1:4444 10.98.2.10:5003
-	# only east dials: one session, with east's congestion and streams
-	write_conf west 10.99.0.2:7800 east "" 10.98.2.0/24 "$1"
-	ip netns exec "$TOPO_NS_A" "$build/wanmigd" -c "$work/east.conf" 2>"$work/east.log" &
-	pids+=($!)
-	ip netns exec "$TOPO_NS_B" "$build/wanmigd" -c "$work/west.conf" 2>"$work/west.log" &
-	pids+=($!)
-	for _ in $(seq 100); do
-		"$build/wanmig" -s "$work/east.sock" status --json 2>/dev/null |
-		    grep -q "\"connections\":$1," && break
-		sleep 0.1
-	done
-	t=$(measure "$TOPO_NS_A" 10.98.1.1 4444 "$TOPO_NS_B" 10.98.2.10 5003)
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-	pids=()
+	local t=-
+	if gwpair_up "${WM_CC:-bbr}" "$1" "$site_lines" "$peer_lines"; then
+		t=$(measure "$TOPO_NS_A" 10.98.1.1 4444 "$TOPO_NS_B" 10.98.2.10 5003)
+	fi
+	gwpair_down
 	echo "$t"
 }
 

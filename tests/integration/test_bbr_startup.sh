@@ -48,45 +48,20 @@ export WANEM_BIN=$build/wanem WM_NS_PREFIX=wmbs$$
 export WANEM_RATE=250mbit WANEM_DELAY_MS=75 WANEM_LOSS=0
 # shellcheck source=../wanem/topo.sh
 . "$src/tests/wanem/topo.sh"
+# shellcheck source=../wanem/gwpair.sh
+. "$src/tests/wanem/gwpair.sh"
 work=$(mktemp -d /tmp/wm-bbrs-XXXXXX)
-pids=()
+GWPAIR_DIR=$work GWPAIR_BUILD=$build
 cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	gwpair_down
 	topo_down
 	rm -rf "$work"
 }
 trap cleanup EXIT
 topo_up >/dev/null || exit 1
 "$src/tools/mkcerts.sh" "$work" east west >/dev/null || exit 1
-
-# Only east dials (one session, the one the route uses); west accepts.
-conf() {	# SITE LISTEN PEER PEER_ADDR TARGETS [ROUTE_LISTEN ROUTE_TARGET]
-	{
-		printf '[site]\nname = %s\nlisten = %s\ncertificate = %s.pem\n' "$1" "$2" "$1"
-		printf 'private-key = %s.key\nca = ca.pem\ncontrol = %s/%s.sock\n' "$1" "$work" "$1"
-		printf 'log-level = warn\n'
-		printf '\n[peer %s]\ntargets = %s\n' "$3" "$5"
-		[ -z "$4" ] || printf 'address = %s\ncongestion = bbr\nstreams = 1\n' "$4"
-		if [ -n "${6:-}" ]; then
-			printf '\n[route bulk]\nlisten = %s\npeer = %s\ntarget = %s\n' "$6" "$3" "$7"
-			printf 'allow = 10.98.0.0/16\n'
-		fi
-	} >"$work/$1.conf"
-}
-conf east 10.99.0.1:7800 west 10.99.0.2:7800 10.98.1.0/24 10.98.1.1:4444 10.98.2.10:5003
-conf west 10.99.0.2:7800 east "" 10.98.2.0/24
-ip netns exec "$TOPO_NS_A" "$build/wanmigd" -c "$work/east.conf" 2>"$work/east.log" &
-pids+=($!)
-ip netns exec "$TOPO_NS_B" "$build/wanmigd" -c "$work/west.conf" 2>"$work/west.log" &
-pids+=($!)
-up=1
-for _ in $(seq 100); do
-	"$build/wanmig" -s "$work/east.sock" status --json 2>/dev/null |
-	    grep -q '"connections":1,' && { up=0; break; }
-	sleep 0.1
-done
-check $up "east's one connection to west is up"
+gwpair_up bbr 1
+check $? "east's one connection to west is up"
 
 ip netns exec "$TOPO_NS_B" "$build/wanem_bulk" recv 10.98.2.10 5003 -f 4 -t 11 -T 40 \
     >"$work/recv" &
