@@ -158,8 +158,9 @@ struct wan_link_stats {
 	uint64_t bytes_received; /* frame bytes read from TLS */
 	uint64_t bytes_resent;   /* frame bytes sent again after a loss */
 	double rtt_ms;           /* smoothed PING round trip, <0 if none yet */
-	double min_rtt_ms;       /* lowest sample of the last 30 s: the path's
-	                            own delay, without our queues (<0 if none) */
+	double min_rtt_ms;       /* the path's own delay, without our queues:
+	                            TCP's minimum RTT (tcpi_min_rtt), else the
+	                            lowest PING of the last 30 s (<0 if none) */
 	uint32_t streams;        /* open streams */
 	uint32_t conns;          /* connections that completed HELLO */
 	uint32_t conns_pending;  /* connections still in their handshake */

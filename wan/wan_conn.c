@@ -215,8 +215,9 @@ conn_recv_pong(struct wan_conn *c, uint64_t stamp)
 	sample = (double)(now - stamp) / 1000.0;
 	c->rtt_ms = c->rtt_ms < 0 ? sample : 0.875 * c->rtt_ms + 0.125 * sample;
 	/* A PING queues behind our own data, so the smoothed value grows with
-	 * what we buffer; the minimum does not (BBR's min_rtt, refreshed
-	 * every 30 s). */
+	 * what we buffer. So does the minimum once a transfer outlasts its
+	 * 30 s: the link takes the path's RTT from the kernel where it can
+	 * (conn_sample), this only where the kernel does not say. */
 	if (c->min_rtt_ms < 0 || sample <= c->min_rtt_ms ||
 	    wm_now_ms() - c->min_rtt_stamp_ms > 30000) {
 		c->min_rtt_ms = sample;
@@ -425,7 +426,7 @@ wan_conn_new(struct event_base *base, struct bufferevent *bev,
 	c->p = *p;
 	c->cbs = *cbs;
 	c->arg = arg;
-	c->rtt_ms = c->min_rtt_ms = -1;
+	c->rtt_ms = c->min_rtt_ms = c->path_rtt_ms = -1;
 	c->keepalive_ms = 5000;
 	c->timeout_ms = 20000;
 	c->created_ms = c->last_rx_ms = wm_now_ms();

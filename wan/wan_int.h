@@ -36,7 +36,9 @@ struct wan_conn {
 	struct wan_hello peer;
 	struct event *timer, *reap, *breakev;
 	uint64_t created_ms, last_rx_ms, last_ping_ms, min_rtt_stamp_ms;
-	double rtt_ms, min_rtt_ms;
+	double rtt_ms, min_rtt_ms;         /* PINGs: smoothed, lowest of 30 s */
+	double path_rtt_ms;             /* the kernel's minimum RTT at the last
+	                                   tick (tcpi_min_rtt), or <0 */
 	uint64_t bytes_sent, bytes_received;
 	uint64_t keepalive_ms, timeout_ms; /* from the link once given */
 };

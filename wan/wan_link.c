@@ -19,6 +19,7 @@
 #include "wan_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +186,14 @@ static uint64_t link_rtx_cap(const struct wan_link *l);
 static uint64_t link_bound(const struct wan_link *l);
 static void link_sample_far(struct wan_link *l);
 static uint64_t stream_room(const struct wan_stream *s);
+
+/* The path's round trip as c knows it, ms: the kernel's (conn_sample),
+ * else the lowest of our PINGs; <0 if neither yet. */
+static double
+conn_min_rtt(const struct wan_conn *c)
+{
+	return c->path_rtt_ms > 0 ? c->path_rtt_ms : c->min_rtt_ms;
+}
 
 /* ---- sending sequenced frames ------------------------------------------ */
 
@@ -1813,22 +1822,51 @@ link_holcb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Samples into c->bbr_bw the kernel's BBR estimate of the connection's
- * bottleneck rate, bytes/s (0 with another congestion control), and into
- * c->bbr_startup whether BBR is still in STARTUP (pacing at its high
- * gain, 2.89). */
+/* glibc's struct tcp_info ends at tcpi_total_retrans; the kernel's goes on
+ * (fields are only ever appended) to tcpi_min_rtt, since Linux 4.10. */
+struct wm_tcp_info {
+	struct tcp_info ti;
+	uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+	uint32_t segs_out, segs_in, notsent_bytes, min_rtt;
+};
+_Static_assert(offsetof(struct wm_tcp_info, min_rtt) == 148,
+    "struct tcp_info is not laid out as the kernel's");
+
+/*
+ * Samples what the kernel knows of c: into c->path_rtt_ms TCP's own
+ * minimum RTT (tcpi_min_rtt, from acknowledgements over the last 5
+ * minutes), or -1 if the kernel does not say; into c->bbr_bw BBR's estimate
+ * of the connection's bottleneck rate, bytes/s (0 with another congestion
+ * control), and into c->bbr_startup whether BBR is still in STARTUP (pacing
+ * at its high gain, 2.89).
+ *
+ * The path's RTT comes from the kernel, not from our PINGs: a PING waits
+ * behind every byte queued in the connection, and once a transfer had
+ * lasted longer than the PING minimum's 30 s window, its sample (600 ms at
+ * 250 Mbit/s and 150 ms) became the minimum and the measured in-flight
+ * bound four bandwidth-delay products.
+ */
 static void
-conn_sample_bbr(struct wan_conn *c)
+conn_sample(struct wan_conn *c)
 {
 	union tcp_cc_info info;
-	socklen_t len = sizeof(info);
+	struct wm_tcp_info wti;
+	socklen_t len = sizeof(info), tlen = sizeof(wti);
 	char cc[16] = "";
 	socklen_t cclen = sizeof(cc) - 1;
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
 
 	c->bbr_bw = 0;
 	c->bbr_startup = false;
-	if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, &cclen) != 0 ||
+	c->path_rtt_ms = -1;
+	if (fd < 0)
+		return;
+	memset(&wti, 0, sizeof(wti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &wti, &tlen) == 0 &&
+	    tlen >= offsetof(struct wm_tcp_info, min_rtt) + sizeof(wti.min_rtt) &&
+	    wti.min_rtt != 0 && wti.min_rtt != UINT32_MAX)
+		c->path_rtt_ms = (double)wti.min_rtt / 1000.0;
+	if (getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, &cclen) != 0 ||
 	    strcmp(cc, "bbr") != 0 ||
 	    getsockopt(fd, IPPROTO_TCP, TCP_CC_INFO, &info, &len) != 0 ||
 	    len < sizeof(info.bbr))
@@ -1973,9 +2011,9 @@ link_auto_cap(struct wan_link *l)
 	TAILQ_FOREACH(c, &l->conns, entry) {
 		if (!c->ready)
 			continue;
-		if (c->min_rtt_ms > 0 && (rtt < 0 || c->min_rtt_ms < rtt))
-			rtt = c->min_rtt_ms;
-		conn_sample_bbr(c);
+		conn_sample(c);
+		if (conn_min_rtt(c) > 0 && (rtt < 0 || conn_min_rtt(c) < rtt))
+			rtt = conn_min_rtt(c);
 		btlbw += c->bbr_bw;
 		n++;
 	}
@@ -2204,8 +2242,8 @@ wan_link_get_stats(const struct wan_link *l, struct wan_link_stats *st)
 		}
 		if (c->rtt_ms >= 0 && (st->rtt_ms < 0 || c->rtt_ms < st->rtt_ms))
 			st->rtt_ms = c->rtt_ms;
-		if (c->min_rtt_ms >= 0 &&
-		    (st->min_rtt_ms < 0 || c->min_rtt_ms < st->min_rtt_ms))
-			st->min_rtt_ms = c->min_rtt_ms;
+		if (conn_min_rtt(c) >= 0 &&
+		    (st->min_rtt_ms < 0 || conn_min_rtt(c) < st->min_rtt_ms))
+			st->min_rtt_ms = conn_min_rtt(c);
 	}
 }

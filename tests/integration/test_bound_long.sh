@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# test_bound_long.sh - the measured in-flight bound stays about one
+# bandwidth-delay product through a transfer longer than 30 s.
+#
+# Two real wanmigd across tests/wanem at 150 ms RTT and 250 Mbit/s, no
+# loss, one BBR connection, no configured rate (so the bound is the
+# measured one: rate x RTT x 1.5). A bulk sender faster than the link
+# pushes 44 s through a route. The link once took the path's RTT from its
+# own PINGs, whose minimum it renewed every 30 s; a PING waits behind the
+# bytes queued in the connection, so 30 s into a transfer the minimum
+# became 600 ms and the bound four bandwidth-delay products (28 MB instead
+# of 7), which QEMU would find queued when it stops the VM (invariant 5).
+# Checked, from east's status every 2 s from 32 to 42 s after the start:
+#   - the path's RTT (min_rtt_ms) stays under 180 ms;
+#   - the bound (inflight_cap_bytes) stays under 2.5 bandwidth-delay
+#     products (11.7 MB);
+#   - the goodput over seconds 4..40 is at least 85 % of the link's payload
+#     rate (the bound is not too tight either).
+# Exit 0 pass, 1 fail, 77 cannot run here (not root, no netns, no BBR).
+#
+# Environment: WM_BUILD (build directory: wanmigd, wanmig, wanem,
+# wanem_bulk), WM_SRC (source tree).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+src=${WM_SRC:-$(cd "$here/../.." && pwd)}
+build=${WM_BUILD:-$src/build}
+
+skip() { echo "test_bound_long: SKIP: $*" >&2; exit 77; }
+fails=0
+check() {	# COND_RC WHAT
+	if [ "$1" -eq 0 ]; then
+		echo "ok: $2"
+	else
+		echo "FAIL: $2"
+		fails=$((fails + 1))
+	fi
+}
+
+[ "$(id -u)" = 0 ] || skip "needs root"
+command -v ethtool >/dev/null || skip "no ethtool"
+modprobe tcp_bbr 2>/dev/null
+grep -qw bbr /proc/sys/net/ipv4/tcp_available_congestion_control ||
+	skip "the kernel offers no BBR"
+for b in wanmigd wanmig wanem wanem_bulk; do
+	[ -x "$build/$b" ] || { echo "test_bound_long: no $build/$b" >&2; exit 1; }
+done
+
+export WANEM_BIN=$build/wanem WM_NS_PREFIX=wmbl$$
+export WANEM_RATE=250mbit WANEM_DELAY_MS=75 WANEM_LOSS=0
+# shellcheck source=../wanem/topo.sh
+. "$src/tests/wanem/topo.sh"
+# shellcheck source=../wanem/gwpair.sh
+. "$src/tests/wanem/gwpair.sh"
+work=$(mktemp -d /tmp/wm-bndl-XXXXXX)
+GWPAIR_DIR=$work GWPAIR_BUILD=$build
+cleanup() {
+	gwpair_down
+	topo_down
+	rm -rf "$work"
+}
+trap cleanup EXIT
+topo_up >/dev/null || exit 1
+"$src/tools/mkcerts.sh" "$work" east west >/dev/null || exit 1
+gwpair_up bbr 1
+check $? "east's one connection to west is up"
+
+ip netns exec "$TOPO_NS_B" "$build/wanem_bulk" recv 10.98.2.10 5003 -f 4 -t 40 -T 90 \
+    >"$work/recv" &
+rpid=$!
+sleep 0.3
+ip netns exec "$TOPO_NS_A" "$build/wanem_bulk" send 10.98.1.1 4444 -s 44 >/dev/null &
+spid=$!
+sleep 32
+for _ in 1 2 3 4 5 6; do
+	"$build/wanmig" -s "$work/east.sock" status --json |
+	    grep -o '"\(min_rtt_ms\|inflight_cap_bytes\)":[0-9.]*' | tr '\n' ' '
+	echo
+	sleep 2
+done >"$work/status"
+wait "$spid"
+wait "$rpid"
+cat "$work/status"
+rtt=$(grep -o '"min_rtt_ms":[0-9.]*' "$work/status" | cut -d: -f2 | sort -g | tail -1)
+cap=$(grep -o '"inflight_cap_bytes":[0-9]*' "$work/status" | cut -d: -f2 | sort -n | tail -1)
+[ -n "$rtt" ] && awk -v r="$rtt" 'BEGIN { exit !(r < 180) }'
+check $? "the path's RTT stays the path's (highest sample ${rtt:-?} ms)"
+# 250 Mbit/s x 150 ms = 4.69 MB
+[ -n "$cap" ] && [ "$cap" -lt $((4687500 * 5 / 2)) ]
+check $? "the bound stays about one bandwidth-delay product (highest ${cap:-?} bytes)"
+bps=$(tr ' ' '\n' <"$work/recv" | sed -n 's/^window_bps=//p')
+# payload per frame 1448 of 1514 bytes
+awk -v b="${bps:-0}" 'BEGIN { exit !(b >= 0.85 * 250e6 * 1448 / 1514) }'
+check $? "goodput $(awk -v b="${bps:-0}" 'BEGIN { printf "%.1f", b / 1e6 }') Mbit/s, at least 85 % of the link's 239"
+! grep -E "Sanitizer|runtime error" "$work/east.log" "$work/west.log"
+check $? "no sanitizer report from either daemon"
+[ "$fails" -eq 0 ] && echo PASS || echo "FAIL ($fails)"
+[ "$fails" -eq 0 ]
