@@ -17,7 +17,8 @@
 # plain TCP columns; WM_REPEAT=N runs each tunnel cell N times; WM_IVL=S
 # prints each run's goodput every S seconds on stderr.
 # Goodput is measured at the receiver from 5 s to 15 s after the first byte
-# (slow start excluded). The ideal is the link rate less Ethernet, IP and
+# (slow start excluded; WM_FROM and WM_TO change the window, the sender
+# sends until 2 s past its end). The ideal is the link rate less Ethernet, IP and
 # TCP headers: 1 Gbit/s x 1448/1514 = 956 Mbit/s.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -51,11 +52,11 @@ kv() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 measure() {	# NS_SEND SEND_ADDR SEND_PORT NS_RECV RECV_ADDR RECV_PORT [CC]
 	local out pid cc=()
 	[ -n "${7:-}" ] && cc=(-c "$7")
-	ip netns exec "$4" "$bulk" recv "$5" "$6" -f 5 -t 15 -T 60 \
+	ip netns exec "$4" "$bulk" recv "$5" "$6" -f "${WM_FROM:-5}" -t "${WM_TO:-15}" -T $((${WM_TO:-15} + 45)) \
 	    ${WM_IVL:+-I "$WM_IVL"} >"$work/r" &
 	pid=$!
 	sleep 0.3
-	ip netns exec "$1" "$bulk" send "$2" "$3" -s 17 "${cc[@]}" >/dev/null || true
+	ip netns exec "$1" "$bulk" send "$2" "$3" -s $((${WM_TO:-15} + 2)) "${cc[@]}" >/dev/null || true
 	wait "$pid" || true
 	out=$(cat "$work/r")
 	awk -v b="$(kv window_bps <<<"$out")" 'BEGIN { printf "%.1f", b / 1e6 }'
