@@ -550,7 +550,7 @@ gw_mig_accept(struct gw *gw, struct gw_route *r, evutil_socket_t fd,
 	}
 	gs->ws = bev ? wan_stream_open(m->link->wl, bev, &o, &stream_cbs, gs) : NULL;
 	if (gs->ws != NULL)
-		wan_stream_set_shapers(gs->ws, peer->shaper, m->cap);
+		wan_stream_set_shapers(gs->ws, peer->shaper, m->cap, m);
 	if (gs->ws != NULL && (o.flags & WAN_OPEN_ENCODED)) {
 		struct pc_enc *e = pc_enc_new(&pp);
 
@@ -772,7 +772,7 @@ gw_mig_remote_open(struct gw_link *gl, struct wan_stream *ws,
 		m->encoded = true;
 	/* The first connection is QEMU's main channel: the return path. */
 	wan_stream_set_cbs(ws, gs->index == 0 ? &main_in_cbs : &stream_cbs, gs);
-	wan_stream_set_shapers(ws, peer->shaper, NULL);
+	wan_stream_set_shapers(ws, peer->shaper, NULL, m);
 	mig_connect_next(m);
 	return 0;
 refuse:

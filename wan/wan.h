@@ -240,12 +240,13 @@ void wan_stream_reset(struct wan_stream *s, uint16_t code, const char *why);
 
 /*
  * Subjects the stream's sending side to up to two token buckets (the
- * peer's and a per-migration cap; either may be NULL). Call once, right
- * after the stream is opened or accepted; change rates on the buckets.
- * The buckets must outlive the stream.
+ * peer's and a per-migration cap; either may be NULL). Streams given the
+ * same group (a migration's) split one share of a bucket (wan_shape.h).
+ * Call once, right after the stream is opened or accepted; change rates on
+ * the buckets. The buckets must outlive the stream.
  */
 void wan_stream_set_shapers(struct wan_stream *s, struct wan_shaper *a,
-    struct wan_shaper *b);
+    struct wan_shaper *b, const void *group);
 
 const struct wan_stream_stats *wan_stream_get_stats(const struct wan_stream *s);
 

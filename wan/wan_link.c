@@ -81,6 +81,9 @@ struct wan_stream {
 	bool fin_sent, fin_rcvd, shut_wr;
 	bool dead;
 	unsigned pump_gen;               /* see link_pump_all */
+	bool active;                     /* sending or bytes in flight, and */
+	unsigned group_active;           /* so many of its group (itself
+	                                    included), as of the last tick */
 	struct wan_shaper *shaper[2];    /* peer rate, migration cap */
 	struct wan_shaper_waiter waiter;
 	struct wan_stream_cbs cbs;
@@ -154,6 +157,7 @@ struct wan_link {
 	uint64_t far_ms;                 /* when it was sampled */
 	unsigned nactive;                /* streams sending or with bytes in
 	                                    flight, as of the last tick */
+	unsigned ngroups;                /* and their groups (migrations) */
 	uint64_t rate_Bps;               /* wan_link_set_rate(), or 0 */
 	bool cap_blocked;                /* a stream waits for inflight < cap */
 	/* measured in-flight bound, see link_auto_cap() */
@@ -911,12 +915,13 @@ stream_shaper_ready(void *arg)
 
 void
 wan_stream_set_shapers(struct wan_stream *s, struct wan_shaper *a,
-    struct wan_shaper *b)
+    struct wan_shaper *b, const void *group)
 {
 	/* Set once, before the stream has data to send: rate changes are
 	 * made on the buckets themselves (wan_shaper_set_rate). */
 	s->shaper[0] = a;
 	s->shaper[1] = b;
+	s->waiter.group = group;
 }
 
 static struct wan_stream *
@@ -1692,9 +1697,11 @@ conn_ours(const struct wan_conn *c, uint64_t *n)
  * or, with other streams active, at least what remains of its fair share.
  * The bound is shared, so without the share a stream whose destination
  * stops reading would keep all of it (up to its window) and starve the
- * others until its idle timeout; with it, each of n active streams can
- * always have bound/n in flight, and the link at most twice the bound
- * (plus what waits at the far end, link_bound()).
+ * others until its idle timeout; with it, each of g active groups (the
+ * migrations, wan_stream_set_shapers; a stream without one is a group of
+ * its own) can always have bound/g in flight, split evenly among its
+ * active streams, and the link at most twice the bound (plus what waits at
+ * the far end, link_bound()).
  */
 static uint64_t
 stream_room(const struct wan_stream *s)
@@ -1702,7 +1709,8 @@ stream_room(const struct wan_stream *s)
 	const struct wan_link *l = s->link;
 	uint64_t bound = link_bound(l), own = l->peer.window - s->send_credit;
 	uint64_t room = l->inflight < bound ? bound - l->inflight : 0;
-	uint64_t share = l->nactive > 1 ? bound / l->nactive : 0;
+	uint64_t share = l->nactive > 1 && s->active ?
+	    bound / l->ngroups / s->group_active : 0;
 
 	return share > own && share - own > room ? share - own : room;
 }
@@ -1744,22 +1752,52 @@ link_sample_far(struct wan_link *l)
 		event_active(l->unblock, 0, 0);
 }
 
-/* Counts the streams that are sending or have bytes in flight (their fair
- * share of the bound, stream_room); with more than one, streams held back
- * by the bound are tried again, as their share may let them go. */
+/* Counts the streams that are sending or have bytes in flight, and their
+ * groups (their fair share of the bound, stream_room); with more than one,
+ * streams held back by the bound are tried again, as their share may let
+ * them go. */
 static void
 link_count_active(struct wan_link *l)
 {
-	const struct wan_stream *s;
-	unsigned n = 0;
+	struct wan_stream *s, *o;
+	unsigned n = 0, groups = 0;
 
 	TAILQ_FOREACH(s, &l->streams, entry)
-		if (!s->dead && (s->send_credit < l->peer.window ||
+		s->active = !s->dead && (s->send_credit < l->peer.window ||
 		    (s->encq != NULL && evbuffer_get_length(s->encq) > 0) ||
 		    (s->local != NULL && !s->fin_sent &&
-		    evbuffer_get_length(bufferevent_get_input(s->local)) > 0)))
-			n++;
+		    evbuffer_get_length(bufferevent_get_input(s->local)) > 0));
+	/* a migration's few streams: quadratic in them, not in migrations */
+	TAILQ_FOREACH(s, &l->streams, entry) {
+		bool first = true, past = false;
+
+		if (!s->active)
+			continue;
+		n++;
+		s->group_active = 1;
+		if (s->waiter.group == NULL) {
+			groups++;
+			continue;
+		}
+		/* counted with the first of its group, in list order */
+		TAILQ_FOREACH(o, &l->streams, entry) {
+			if (o == s) {
+				past = true;
+				continue;
+			}
+			if (!o->active || o->waiter.group != s->waiter.group)
+				continue;
+			s->group_active++;
+			if (!past)
+				first = false;
+		}
+		if (first)
+			groups++;
+	}
 	l->nactive = n;
+	l->ngroups = groups;
+	TAILQ_FOREACH(s, &l->streams, entry)
+		s->waiter.group_n = s->active ? s->group_active : 1;
 	if (n > 1 && l->cap_blocked)
 		event_active(l->unblock, 0, 0);
 }

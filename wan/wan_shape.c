@@ -90,17 +90,19 @@ timercb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	refill(sh);
-	/* Turns in FIFO order, each a whole quantum, while the bucket holds
-	 * one: a turn never gets the crumbs another left, or shares would
-	 * drift apart. A waiter that still has data queues itself again at
-	 * the tail. The bound guards against one re-queueing without sending. */
+	/* Turns in FIFO order, each a whole quantum (split within a group),
+	 * while the bucket holds one: a turn never gets the crumbs another
+	 * left, or shares would drift apart. A waiter that still has data
+	 * queues itself again at the tail. The bound guards against one
+	 * re-queueing without sending. */
 	while ((sh->rate_Bps == 0 || sh->tokens >= (int64_t)WAN_SHAPE_QUANTUM) &&
 	    turns++ < 4096 &&
 	    (w = TAILQ_FIRST(&sh->waiters)) != NULL) {
 		TAILQ_REMOVE(&sh->waiters, w, entry);
 		w->sh = NULL;
 		sh->serving = w;
-		sh->turn_left = WAN_SHAPE_QUANTUM;
+		sh->turn_left = WAN_SHAPE_QUANTUM /
+		    (w->group_n > 1 ? (int64_t)w->group_n : 1);
 		w->cb(w->arg);
 		sh->serving = NULL;
 	}
@@ -184,7 +186,13 @@ wan_shaper_avail(struct wan_shaper *sh, size_t want,
 	} else if (!TAILQ_EMPTY(&sh->waiters)) {
 		return 0; /* others queued first */
 	} else {
+		/* nobody waits: a member of a group of n takes no more than
+		 * 1/n of a turn before it queues, or a migration of n
+		 * streams would come n times as often */
 		limit = sh->tokens;
+		if (w != NULL && w->group_n > 1 &&
+		    limit > (int64_t)WAN_SHAPE_QUANTUM / w->group_n)
+			limit = (int64_t)WAN_SHAPE_QUANTUM / w->group_n;
 	}
 	if (limit <= 0)
 		return 0;

@@ -8,7 +8,10 @@
  * queues its waiter on it and is called back when tokens are there again.
  * Once anyone waits, the bucket serves strictly in turn: only the waiter
  * being called back may take tokens, at most WAN_SHAPE_QUANTUM a turn, and
- * a newcomer queues behind. Streams sharing a bucket get equal shares.
+ * a newcomer queues behind. A waiter of a group of n that send (the
+ * streams of one migration: QEMU's main channel and its multifd channels)
+ * takes 1/n of a quantum a turn, so migrations sharing a bucket get equal
+ * shares however many connections each opened.
  *
  * Rates change at run time (wan_shaper_set_rate) and take effect at the
  * next refill, within milliseconds.
@@ -32,6 +35,9 @@ struct wan_shaper_waiter {
 	struct wan_shaper *sh;       /* where it is queued, NULL if not */
 	void (*cb)(void *arg);       /* tokens are back: try again */
 	void *arg;
+	const void *group;           /* whose share this is; NULL: its own */
+	unsigned group_n;            /* members of the group that send (the
+	                                owner counts them); 0 or 1: all alone */
 };
 
 /* A bucket of rate_bps bits per second (0 = unlimited). NULL on ENOMEM. */
