@@ -21,47 +21,8 @@
 # wanem_bulk), WM_SRC (source tree).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-src=${WM_SRC:-$(cd "$here/../.." && pwd)}
-build=${WM_BUILD:-$src/build}
-
-skip() { echo "test_bbr_startup: SKIP: $*" >&2; exit 77; }
-fails=0
-check() {	# COND_RC WHAT
-	if [ "$1" -eq 0 ]; then
-		echo "ok: $2"
-	else
-		echo "FAIL: $2"
-		fails=$((fails + 1))
-	fi
-}
-
-[ "$(id -u)" = 0 ] || skip "needs root"
-command -v ethtool >/dev/null || skip "no ethtool"
-modprobe tcp_bbr 2>/dev/null
-grep -qw bbr /proc/sys/net/ipv4/tcp_available_congestion_control ||
-	skip "the kernel offers no BBR"
-for b in wanmigd wanmig wanem wanem_bulk; do
-	[ -x "$build/$b" ] || { echo "test_bbr_startup: no $build/$b" >&2; exit 1; }
-done
-
-export WANEM_BIN=$build/wanem WM_NS_PREFIX=wmbs$$
-export WANEM_RATE=250mbit WANEM_DELAY_MS=75 WANEM_LOSS=0
-# shellcheck source=../wanem/topo.sh
-. "$src/tests/wanem/topo.sh"
-# shellcheck source=../wanem/gwpair.sh
-. "$src/tests/wanem/gwpair.sh"
-work=$(mktemp -d /tmp/wm-bbrs-XXXXXX)
-GWPAIR_DIR=$work GWPAIR_BUILD=$build
-cleanup() {
-	gwpair_down
-	topo_down
-	rm -rf "$work"
-}
-trap cleanup EXIT
-topo_up >/dev/null || exit 1
-"$src/tools/mkcerts.sh" "$work" east west >/dev/null || exit 1
-gwpair_up bbr 1
-check $? "east's one connection to west is up"
+# shellcheck source=../wanem/bbrpair.sh
+. "${WM_SRC:-$here/../..}/tests/wanem/bbrpair.sh" test_bbr_startup wmbs
 
 ip netns exec "$TOPO_NS_B" "$build/wanem_bulk" recv 10.98.2.10 5003 -f 4 -t 11 -T 40 \
     >"$work/recv" &
@@ -88,7 +49,4 @@ bps=$(tr ' ' '\n' <"$work/recv" | sed -n 's/^window_bps=//p')
 # payload per frame 1448 of 1514 bytes
 awk -v b="${bps:-0}" 'BEGIN { exit !(b >= 0.85 * 250e6 * 1448 / 1514) }'
 check $? "goodput $(awk -v b="${bps:-0}" 'BEGIN { printf "%.1f", b / 1e6 }') Mbit/s, at least 85 % of the link's 239"
-! grep -E "Sanitizer|runtime error" "$work/east.log" "$work/west.log"
-check $? "no sanitizer report from either daemon"
-[ "$fails" -eq 0 ] && echo PASS || echo "FAIL ($fails)"
-[ "$fails" -eq 0 ]
+bbrpair_finish
