@@ -11,7 +11,10 @@
  * a newcomer queues behind. A waiter of a group of n that send (the
  * streams of one migration: QEMU's main channel and its multifd channels)
  * takes 1/n of a quantum a turn, so migrations sharing a bucket get equal
- * shares however many connections each opened.
+ * shares however many connections each opened. (Its frames are 1/n as
+ * large then: a turn of a whole quantum one round in n measured 53/47
+ * against 51/49 with three streams to one, the three finding the queue
+ * empty more often.)
  *
  * Rates change at run time (wan_shaper_set_rate) and take effect at the
  * next refill, within milliseconds.
