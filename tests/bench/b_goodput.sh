@@ -18,8 +18,8 @@
 # prints each run's goodput every S seconds on stderr.
 # Goodput is measured at the receiver from 5 s to 15 s after the first byte
 # (slow start excluded; WM_FROM and WM_TO change the window, the sender
-# sends until 2 s past its end). The ideal is the link rate less Ethernet, IP and
-# TCP headers: 1 Gbit/s x 1448/1514 = 956 Mbit/s.
+# sends until 2 s past its end). The ideal is the link rate less Ethernet,
+# IP and TCP headers: 1 Gbit/s x 1448/1514 = 956 Mbit/s.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
