@@ -23,12 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <linux/inet_diag.h>
-#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -81,9 +79,10 @@ struct wan_stream {
 	bool fin_sent, fin_rcvd, shut_wr;
 	bool dead;
 	unsigned pump_gen;               /* see link_pump_all */
-	bool active;                     /* sending or bytes in flight, and */
-	unsigned group_active;           /* so many of its group (itself
-	                                    included), as of the last tick */
+	bool active;                     /* sending or bytes in flight, as of
+	                                    the last tick (waiter.group_n: so
+	                                    many of its group) */
+	const void *group;               /* its migration, or NULL */
 	struct wan_shaper *shaper[2];    /* peer rate, migration cap */
 	struct wan_shaper_waiter waiter;
 	struct wan_stream_cbs cbs;
@@ -921,7 +920,7 @@ wan_stream_set_shapers(struct wan_stream *s, struct wan_shaper *a,
 	 * made on the buckets themselves (wan_shaper_set_rate). */
 	s->shaper[0] = a;
 	s->shaper[1] = b;
-	s->waiter.group = group;
+	s->group = group;
 }
 
 static struct wan_stream *
@@ -1664,31 +1663,50 @@ link_bound(const struct wan_link *l)
 	    (l->far < 2 * l->inflight_cap ? l->far : 2 * l->inflight_cap);
 }
 
+/* glibc's struct tcp_info ends at tcpi_total_retrans; the kernel's goes on
+ * (fields are only ever appended) to tcpi_min_rtt, since Linux 4.10. */
+struct wm_tcp_info {
+	struct tcp_info ti;
+	uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+	uint32_t segs_out, segs_in, notsent_bytes, min_rtt;
+};
+_Static_assert(offsetof(struct wm_tcp_info, min_rtt) == 148,
+    "struct tcp_info is not laid out as the kernel's");
+
+/* The kernel's TCP_INFO of fd, up to tcpi_min_rtt; false if it would not
+ * give that much (before Linux 4.10). */
+static bool
+conn_tcp_info(evutil_socket_t fd, struct wm_tcp_info *t)
+{
+	socklen_t len = sizeof(*t);
+
+	memset(t, 0, sizeof(*t));
+	return getsockopt(fd, IPPROTO_TCP, TCP_INFO, t, &len) == 0 &&
+	    len >= sizeof(*t);
+}
+
 /*
  * What a connection still holds on this side of the WAN, in bytes, into
- * *n: its queue, what the kernel has not sent (SIOCOUTQNSD), and what it
- * sent that the far end has neither acknowledged nor selectively
- * acknowledged (TCP_INFO's unacked less sacked segments: a segment past a
- * loss has arrived even though TCP cannot release it yet). False if the
- * kernel would not say.
+ * *n: its queue, what the kernel has not sent (tcpi_notsent_bytes), and
+ * what it sent that the far end has neither acknowledged nor selectively
+ * acknowledged (unacked less sacked segments: a segment past a loss has
+ * arrived even though TCP cannot release it yet). One system call. False
+ * if the kernel would not say.
  */
 static bool
 conn_ours(const struct wan_conn *c, uint64_t *n)
 {
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
-	int q = 0;
+	struct wm_tcp_info t;
 
 	*n = conn_out_len(c);
 	if (fd < 0)
 		return true; /* not connected: nothing in a kernel */
-	if (ioctl(fd, SIOCOUTQNSD, &q) != 0 || q < 0 ||
-	    getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+	if (!conn_tcp_info(fd, &t))
 		return false;
-	*n += (uint64_t)q + (uint64_t)ti.tcpi_snd_mss *
-	    (ti.tcpi_unacked > ti.tcpi_sacked ?
-	    ti.tcpi_unacked - ti.tcpi_sacked : 0);
+	*n += (uint64_t)t.notsent_bytes + (uint64_t)t.ti.tcpi_snd_mss *
+	    (t.ti.tcpi_unacked > t.ti.tcpi_sacked ?
+	    t.ti.tcpi_unacked - t.ti.tcpi_sacked : 0);
 	return true;
 }
 
@@ -1710,7 +1728,7 @@ stream_room(const struct wan_stream *s)
 	uint64_t bound = link_bound(l), own = l->peer.window - s->send_credit;
 	uint64_t room = l->inflight < bound ? bound - l->inflight : 0;
 	uint64_t share = l->nactive > 1 && s->active ?
-	    bound / l->ngroups / s->group_active : 0;
+	    bound / l->ngroups / s->waiter.group_n : 0;
 
 	return share > own && share - own > room ? share - own : room;
 }
@@ -1762,42 +1780,36 @@ link_count_active(struct wan_link *l)
 	struct wan_stream *s, *o;
 	unsigned n = 0, groups = 0;
 
-	TAILQ_FOREACH(s, &l->streams, entry)
+	TAILQ_FOREACH(s, &l->streams, entry) {
 		s->active = !s->dead && (s->send_credit < l->peer.window ||
 		    (s->encq != NULL && evbuffer_get_length(s->encq) > 0) ||
 		    (s->local != NULL && !s->fin_sent &&
 		    evbuffer_get_length(bufferevent_get_input(s->local)) > 0));
-	/* a migration's few streams: quadratic in them, not in migrations */
+		s->waiter.group_n = 1;
+	}
+	/* a migration's few streams: quadratic in them, not in migrations;
+	 * a group is counted with its first active stream in list order */
 	TAILQ_FOREACH(s, &l->streams, entry) {
 		bool first = true, past = false;
 
 		if (!s->active)
 			continue;
 		n++;
-		s->group_active = 1;
-		if (s->waiter.group == NULL) {
-			groups++;
-			continue;
-		}
-		/* counted with the first of its group, in list order */
-		TAILQ_FOREACH(o, &l->streams, entry) {
-			if (o == s) {
-				past = true;
-				continue;
+		if (s->group != NULL) {
+			TAILQ_FOREACH(o, &l->streams, entry) {
+				if (o == s)
+					past = true;
+				else if (o->active && o->group == s->group) {
+					s->waiter.group_n++;
+					first = first && past;
+				}
 			}
-			if (!o->active || o->waiter.group != s->waiter.group)
-				continue;
-			s->group_active++;
-			if (!past)
-				first = false;
 		}
 		if (first)
 			groups++;
 	}
 	l->nactive = n;
 	l->ngroups = groups;
-	TAILQ_FOREACH(s, &l->streams, entry)
-		s->waiter.group_n = s->active ? s->group_active : 1;
 	if (n > 1 && l->cap_blocked)
 		event_active(l->unblock, 0, 0);
 }
@@ -1860,16 +1872,6 @@ link_holcb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* glibc's struct tcp_info ends at tcpi_total_retrans; the kernel's goes on
- * (fields are only ever appended) to tcpi_min_rtt, since Linux 4.10. */
-struct wm_tcp_info {
-	struct tcp_info ti;
-	uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
-	uint32_t segs_out, segs_in, notsent_bytes, min_rtt;
-};
-_Static_assert(offsetof(struct wm_tcp_info, min_rtt) == 148,
-    "struct tcp_info is not laid out as the kernel's");
-
 /*
  * Samples what the kernel knows of c: into c->path_rtt_ms TCP's own
  * minimum RTT (tcpi_min_rtt, from acknowledgements over the last 5
@@ -1888,8 +1890,8 @@ static void
 conn_sample(struct wan_conn *c)
 {
 	union tcp_cc_info info;
-	struct wm_tcp_info wti;
-	socklen_t len = sizeof(info), tlen = sizeof(wti);
+	struct wm_tcp_info t;
+	socklen_t len = sizeof(info);
 	char cc[16] = "";
 	socklen_t cclen = sizeof(cc) - 1;
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
@@ -1899,11 +1901,8 @@ conn_sample(struct wan_conn *c)
 	c->path_rtt_ms = -1;
 	if (fd < 0)
 		return;
-	memset(&wti, 0, sizeof(wti));
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &wti, &tlen) == 0 &&
-	    tlen >= offsetof(struct wm_tcp_info, min_rtt) + sizeof(wti.min_rtt) &&
-	    wti.min_rtt != 0 && wti.min_rtt != UINT32_MAX)
-		c->path_rtt_ms = (double)wti.min_rtt / 1000.0;
+	if (conn_tcp_info(fd, &t) && t.min_rtt != 0 && t.min_rtt != UINT32_MAX)
+		c->path_rtt_ms = (double)t.min_rtt / 1000.0;
 	if (getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, &cclen) != 0 ||
 	    strcmp(cc, "bbr") != 0 ||
 	    getsockopt(fd, IPPROTO_TCP, TCP_CC_INFO, &info, &len) != 0 ||

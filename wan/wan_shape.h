@@ -38,9 +38,9 @@ struct wan_shaper_waiter {
 	struct wan_shaper *sh;       /* where it is queued, NULL if not */
 	void (*cb)(void *arg);       /* tokens are back: try again */
 	void *arg;
-	const void *group;           /* whose share this is; NULL: its own */
-	unsigned group_n;            /* members of the group that send (the
-	                                owner counts them); 0 or 1: all alone */
+	unsigned group_n;            /* the owner's group (a migration) has so
+	                                many members that send, itself
+	                                included; 0 or 1: all alone */
 };
 
 /* A bucket of rate_bps bits per second (0 = unlimited). NULL on ENOMEM. */

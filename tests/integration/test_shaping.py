@@ -15,6 +15,7 @@ Rates count tunnel frame bytes (12-byte header per frame of up to 64 KiB),
 so payload goodput is within 0.02 % of the shaped rate.
 Exit 0 pass, 1 fail.
 """
+import contextlib
 import multiprocessing
 import os
 import selectors
@@ -135,11 +136,26 @@ def start(work, peer_bw="100mbit", route_bw=None):
     return east, west, route_port, dest_port
 
 
-def run(work):
-    # 1 + 3: accuracy, then a runtime change
-    east, west, route_port, dest_port = start(os.path.join(work, "a"))
+@contextlib.contextmanager
+def pair(work, **kw):
+    """The gateway pair of start() and a Sink at the destination: yields
+    (east, route_port, sink); stops both gateways and closes the sink on
+    the way out, however the block ends."""
+    east, west, route_port, dest_port = start(work, **kw)
+    sink = None
     try:
         sink = Sink(dest_port)
+        yield east, route_port, sink
+    finally:
+        if sink is not None:
+            sink.close()
+        east.stop()
+        west.stop()
+
+
+def run(work):
+    # 1 + 3: accuracy, then a runtime change
+    with pair(os.path.join(work, "a")) as (east, route_port, sink):
         t = threading.Thread(target=blast, args=(route_port, 16.0))
         t0 = time.monotonic()
         t.start()
@@ -177,15 +193,9 @@ def run(work):
         rc, out = wanmig(east.sock, "set", "peer", "nosuch", "bandwidth", "1mbit")
         check(rc != 0 and "no peer" in out, "set on an unknown peer is refused")
         t.join(30)
-        sink.close()
-    finally:
-        east.stop()
-        west.stop()
 
     # 2: two migrations share fairly
-    east, west, route_port, dest_port = start(os.path.join(work, "b"))
-    try:
-        sink = Sink(dest_port)
+    with pair(os.path.join(work, "b")) as (east, route_port, sink):
         ths = [threading.Thread(target=blast, args=(route_port, 12.0, ip))
                for ip in ("127.0.0.2", "127.0.0.3")]
         t0 = time.monotonic()
@@ -200,18 +210,12 @@ def run(work):
         check(abs(a + b - 100) <= 5, "together %.1f Mbit/s" % (a + b))
         for th in ths:
             th.join(30)
-        sink.close()
-    finally:
-        east.stop()
-        west.stop()
 
     # 2b: the share is per migration, not per connection: one migration of
     # three connections (QEMU's main channel and two multifd channels: a
     # source host's connections while its migration runs join it) next to
     # one of a single connection
-    east, west, route_port, dest_port = start(os.path.join(work, "d"))
-    try:
-        sink = Sink(dest_port)
+    with pair(os.path.join(work, "d")) as (east, route_port, sink):
         ths = [threading.Thread(target=blast, args=(route_port, 14.0, ip))
                for ip in ("127.0.0.2", "127.0.0.2", "127.0.0.2", "127.0.0.3")]
         for th in ths[:1] + ths[3:]:
@@ -241,16 +245,10 @@ def run(work):
                   "%.1f Mbit/s (within 15 %%)" % (r3, r1))
         for th in ths:
             th.join(30)
-        sink.close()
-    finally:
-        east.stop()
-        west.stop()
 
     # 4: a route cap
-    east, west, route_port, dest_port = start(os.path.join(work, "c"),
-                                              route_bw="30mbit")
-    try:
-        sink = Sink(dest_port)
+    with pair(os.path.join(work, "c"), route_bw="30mbit") as \
+            (east, route_port, sink):
         t = threading.Thread(target=blast, args=(route_port, 8.0))
         t0 = time.monotonic()
         t.start()
@@ -260,10 +258,6 @@ def run(work):
         check(abs(r - 30) <= 1.5, "route capped at 30 Mbit/s: %.2f" % r)
         check(m.get("rate_limit_bps") == 30000000, "status shows the route cap")
         t.join(30)
-        sink.close()
-    finally:
-        east.stop()
-        west.stop()
 
 
 def main():
