@@ -77,6 +77,7 @@ peer_json(struct gw_peer *p)
 		add_u64(o, "inflight_far_bytes", st->inflight_far);
 		add_u64(o, "resend_buffer_bytes", st->unacked);
 		add_u64(o, "bbr_paced", st->bbr_paced);
+		add_u64(o, "bbr_refreshed", st->bbr_refreshed);
 	}
 	add_u64(o, "links", t.links);
 	add_u64(o, "connections", t.conns);

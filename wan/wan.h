@@ -179,6 +179,9 @@ struct wan_link_stats {
 	                            or the kernel's BBR estimate), 0 unknown */
 	uint64_t bbr_paced;      /* times a connection's BBR was paced out of
 	                            STARTUP (wan_link.c, conn_pace) */
+	uint64_t bbr_refreshed;  /* times a connection's BBR was restarted
+	                            instead of entering PROBE_RTT
+	                            (wan_link.c, conn_refresh) */
 };
 /* Counters; valid while the link lives. */
 void wan_link_get_stats(const struct wan_link *l, struct wan_link_stats *st);

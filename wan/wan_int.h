@@ -31,6 +31,13 @@ struct wan_conn {
 	double bbr_bw;                  /* BBR's estimate at the last tick,
 	                                   bytes/s (0: not BBR) */
 	bool bbr_startup;               /* and BBR was in STARTUP */
+	bool bbr_probe_bw;              /* or in PROBE_BW */
+	double bbr_min_rtt_ms;          /* BBR's own minimum RTT then */
+	uint64_t bbr_rtt_stamp_ms;      /* when BBR last took its minimum RTT,
+	                                   as seen at the ticks; see
+	                                   conn_refresh() */
+	unsigned bbr_refreshes;         /* in a row since BBR's own PROBE_RTT */
+	bool bbr_no_refresh;            /* the kernel refused a switch */
 	uint64_t paced_ms;              /* SO_MAX_PACING_RATE set then, or 0 */
 	uint64_t pace_next_ms;          /* not again before; see conn_pace() */
 	struct wan_hello peer;
