@@ -2028,12 +2028,13 @@ conn_pace(struct wan_link *l, struct wan_conn *c, double fair_Bps,
  * control is switched to reno and back (TCP_CONGESTION), and BBR's init
  * takes the kernel's own minimum RTT of the last 5 minutes (tcpi_min_rtt,
  * from every acknowledgement) as its minimum, dated now. It starts again
- * in STARTUP, held by SO_MAX_PACING_RATE a little below its share of the
- * rate as conn_pace() holds a new connection (STARTUP's 2.89 times the
- * rate would overflow the bottleneck's queue); it sees its rate stop
- * growing within a few round trips and is back in PROBE_BW after 0.75 to
- * 1.25 s at 0.95 of the rate, and the window it had stays (BBR's init
- * leaves it). Measured (tests/bench/b_goodput.sh, 1 Gbit/s, 150 ms, 0.1 %
+ * in STARTUP, held by SO_MAX_PACING_RATE at the rate BBR had estimated
+ * (STARTUP's 2.89 times the rate would overflow the bottleneck's queue;
+ * and a cap below the estimate, as conn_pace() sets, would become the new
+ * estimate, which at 1 % loss, where BBR was still climbing, left four
+ * connections at 180 Mbit/s); it sees its rate stop growing within a few
+ * round trips and is back in PROBE_BW after 0.75 to 1.25 s, and the
+ * window it had stays (BBR's init leaves it). Measured (tests/bench/b_goodput.sh, 1 Gbit/s, 150 ms, 0.1 %
  * loss, one connection, seconds 5 to 45): 925 Mbit/s with no PROBE_RTT,
  * against 885 to 897 with one every 10.5 s.
  *
@@ -2049,23 +2050,20 @@ conn_pace(struct wan_link *l, struct wan_conn *c, double fair_Bps,
  * little.
  */
 static void
-conn_refresh(struct wan_link *l, struct wan_conn *c, double share_Bps,
-    bool busy, uint64_t now)
+conn_refresh(struct wan_link *l, struct wan_conn *c, bool busy,
+    uint64_t now)
 {
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
 	unsigned rate;
 
 	if (fd < 0 || !busy || !c->bbr_probe_bw || c->paced_ms != 0 ||
-	    c->bbr_no_refresh || share_Bps < 1 || c->path_rtt_ms <= 0 ||
+	    c->bbr_no_refresh || c->bbr_bw < 1 || c->path_rtt_ms <= 0 ||
 	    now - c->bbr_rtt_stamp_ms < REFRESH_MS ||
 	    c->bbr_refreshes >= REFRESH_RUN ||
 	    c->bbr_min_rtt_ms > c->path_rtt_ms * 1.05 + 1.0)
 		return;
-	share_Bps *= PACE_GAIN;
-	if (share_Bps > c->bbr_bw)
-		share_Bps = c->bbr_bw;
-	rate = share_Bps < (double)(UINT32_MAX - 1) ?
-	    (unsigned)share_Bps : UINT32_MAX - 1;
+	rate = c->bbr_bw < (double)(UINT32_MAX - 1) ?
+	    (unsigned)c->bbr_bw : UINT32_MAX - 1;
 	if (setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate,
 	    sizeof(rate)) != 0)
 		return;
@@ -2165,7 +2163,7 @@ link_auto_cap(struct wan_link *l)
 
 		if (!c->ready)
 			continue;
-		conn_refresh(l, c, share, busy, now);
+		conn_refresh(l, c, busy, now);
 		conn_pace(l, c, max / n, share, wan_bound, now);
 	}
 	l->path_Bps = btlbw > max ? btlbw : max;
