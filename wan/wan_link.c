@@ -62,6 +62,8 @@
 #define REFRESH_MS 8500            /* BBR's minimum RTT lasts 10 s; see
                                       conn_refresh() */
 #define REFRESH_RUN 6              /* then one PROBE_RTT is BBR's own */
+#define RTT_EXPIRED_MS 11000       /* BBR's minimum RTT is older: it has
+                                      been through PROBE_RTT */
 #define REFRESH_BUSY 0.8           /* of BBR's estimate, see conn_refresh() */
 #define AUTO_MIN_CAP (2u << 20)    /* measured bound never below this */
 #define ENC_CHUNK (256u << 10)     /* hypervisor bytes per encoder call */
@@ -1924,6 +1926,11 @@ conn_sample(struct wan_conn *c)
 	c->bbr_probe_bw = info.bbr.bbr_cwnd_gain == 2 * 256;
 	probe_rtt = info.bbr.bbr_cwnd_gain == 256 &&
 	    info.bbr.bbr_pacing_gain == 256;
+	/* Not restarted for longer than BBR keeps its minimum: it has been
+	 * in PROBE_RTT (which may fall between two ticks). */
+	if (c->bbr_rtt_stamp_ms != 0 &&
+	    wm_now_ms() - c->bbr_rtt_stamp_ms > RTT_EXPIRED_MS)
+		probe_rtt = true;
 	if (probe_rtt)
 		c->bbr_refreshes = 0;
 	if (c->bbr_rtt_stamp_ms == 0 || probe_rtt ||
@@ -2028,15 +2035,16 @@ conn_pace(struct wan_link *l, struct wan_conn *c, double fair_Bps,
  * control is switched to reno and back (TCP_CONGESTION), and BBR's init
  * takes the kernel's own minimum RTT of the last 5 minutes (tcpi_min_rtt,
  * from every acknowledgement) as its minimum, dated now. It starts again
- * in STARTUP, held by SO_MAX_PACING_RATE at the rate BBR had estimated
- * (STARTUP's 2.89 times the rate would overflow the bottleneck's queue;
- * and a cap below the estimate, as conn_pace() sets, would become the new
- * estimate, which at 1 % loss, where BBR was still climbing, left four
- * connections at 180 Mbit/s); it sees its rate stop growing within a few
- * round trips and is back in PROBE_BW after 0.75 to 1.25 s, and the
- * window it had stays (BBR's init leaves it). Measured (tests/bench/b_goodput.sh, 1 Gbit/s, 150 ms, 0.1 %
- * loss, one connection, seconds 5 to 45): 925 Mbit/s with no PROBE_RTT,
- * against 885 to 897 with one every 10.5 s.
+ * in STARTUP, held by SO_MAX_PACING_RATE at the rate BBR had estimated:
+ * STARTUP's 2.89 times the rate would overflow the bottleneck's queue,
+ * and a cap below the estimate (conn_pace() sets one for a new
+ * connection) would become the new estimate, holding a connection that
+ * was still climbing where it was. BBR sees its rate stop growing within
+ * a few round trips and is back in PROBE_BW after 0.75 to 1.25 s; the
+ * window it had stays (BBR's init leaves it). Measured with
+ * tests/bench/b_goodput.sh (1 Gbit/s, 150 ms, 0.1 % loss, one connection,
+ * seconds 5 to 45): 925 and 930 Mbit/s with no PROBE_RTT, against 885 to
+ * 897 with one every 10.5 s.
  *
  * PROBE_RTT also serves to learn that the path's RTT went up (a reroute):
  * only a strictly lower sample or PROBE_RTT moves BBR's minimum, and the
