@@ -123,7 +123,7 @@
 	    CONF_T_CONGESTION, CONF_PEER_OFF(congestion), CONF_NOAUX, 0,\
 	    0, 0, "bbr")						\
 	X(CK_PEER_STREAMS, CONF_S_PEER, "streams", CONF_T_UINT,		\
-	    CONF_PEER_OFF(streams), CONF_NOAUX, 0, 1, 16, "4")		\
+	    CONF_PEER_OFF(streams), CONF_NOAUX, 0, 1, 16, "1")		\
 	X(CK_PEER_RESUME_WINDOW, CONF_S_PEER, "resume-window",		\
 	    CONF_T_DURATION, CONF_PEER_OFF(resume_window_ms), CONF_NOAUX,\
 	    0, 0, 3600 * CONF_SEC, "30s")				\

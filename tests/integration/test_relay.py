@@ -131,13 +131,18 @@ def start_pair(work, east_extra=None, west_targets=("127.0.0.0/8",),
                east_site=None, west_site=None):
     east_wan, west_wan = free_port(), free_port()
     route_port, dest_port = free_port(), free_port()
+    # four connections unless told (the default is one), so that these
+    # checks cover the striping and the receiver's reordering
+    east_extra = list(east_extra or [])
+    if not any(x.startswith("streams") for x in east_extra):
+        east_extra.append("streams = 4")
     certs = os.path.join(work, "certs")
     wmgw.mkcerts(certs, "east", "west", "mallory")
     ec = wmgw.write_conf(
         os.path.join(work, "east.conf"), "east", certs,
         listen="127.0.0.1:%d" % east_wan, extra_site=east_site,
         peers=[dict(name="west", address=east_peer_addr or "127.0.0.1:%d" % west_wan,
-                    targets=["127.0.0.0/8"], extra=east_extra or [])],
+                    targets=["127.0.0.0/8"], extra=east_extra)],
         routes=[dict(name="to-west", listen="127.0.0.1:%d" % route_port,
                      peer="west", target="127.0.0.1:%d" % dest_port,
                      allow="127.0.0.0/8")])

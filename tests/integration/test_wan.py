@@ -83,7 +83,7 @@ def gateway_run(opts, topo, gdir, work):
             text = text.replace("#bandwidth = 250mbit",
                                 "bandwidth = %s" % opts.bandwidth)
         if opts.streams:
-            text = text.replace("streams = 4", "streams = %d" % opts.streams)
+            text = text.replace("streams = 1", "streams = %d" % opts.streams)
         confs[site] = os.path.join(work, site + ".conf")
         with open(confs[site], "w") as f:
             f.write(text)
@@ -204,7 +204,7 @@ def main():
     ap.add_argument("--bandwidth", default=None,
                     help="shape the tunnel (peer bandwidth), e.g. 235mbit")
     ap.add_argument("--streams", type=int, default=None,
-                    help="TLS connections per tunnel (the example's 4)")
+                    help="TLS connections per tunnel (the example's 1)")
     opts = ap.parse_args()
     why = wmtest.skip_netns_qemu()
     if why:
