@@ -276,3 +276,12 @@ wm_now_us(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
+
+void
+wm_strcut(char *dst, size_t size, const char *src)
+{
+	size_t k = strnlen(src, size - 1);
+
+	memcpy(dst, src, k);
+	dst[k] = '\0';
+}

@@ -244,7 +244,7 @@ mig_fail(struct gw_mig *m, const char *why)
 	if (m->state != GW_MIG_ACTIVE)
 		return;
 	m->state = GW_MIG_FAILED;
-	snprintf(m->error, sizeof(m->error), "%s", why);
+	wm_strcut(m->error, sizeof(m->error), why);
 	/* Each reset runs stream_closed(), which unlinks gs; the last one
 	 * finishes m, so look at the list before each turn. */
 	while ((gs = TAILQ_FIRST(&m->streams)) != NULL) {

@@ -385,7 +385,7 @@ send_rst(struct wan_link *l, uint32_t stream, uint16_t code, const char *why)
 	uint8_t b[WAN_CTRL_MAX];
 	int n;
 
-	snprintf(r.reason, sizeof(r.reason), "%s", why);
+	wm_strcut(r.reason, sizeof(r.reason), why);
 	n = wan_rst_encode(b, sizeof(b), &r);
 	if (n >= 0)
 		send_seq(l, WAN_RST, stream, b, (size_t)n);

@@ -93,7 +93,12 @@ cli_rate(double bps, char *buf, size_t len)
 		snprintf(buf, len, "%s", cli_none());
 		return buf;
 	}
-	snprintf(buf, len, "%s/s", cli_bytes((uint64_t)(bps + 0.5), b, sizeof(b)));
+	/* the result is looked at: with -O3 GCC (-Wformat-truncation) warns
+	 * of a caller's buffer shorter than b plus "/s" otherwise; a short one
+	 * cuts the figure */
+	if (snprintf(buf, len, "%s/s",
+	    cli_bytes((uint64_t)(bps + 0.5), b, sizeof(b))) < 0 && len > 0)
+		buf[0] = '\0';
 	return buf;
 }
 
