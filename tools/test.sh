@@ -16,7 +16,7 @@ cmake -S . -B build-test -DWM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-test -j"$(nproc)"
 # The optimised build too, -Werror as well: -O3 finds format truncations
 # that the debug build does not
-cmake -S . -B build-rel -DWM_SANITIZE=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake -S . -B build-rel -DWM_SANITIZE=OFF -DWM_WERROR=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build-rel -j"$(nproc)" >/dev/null
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

@@ -23,8 +23,6 @@
 
 #define RETIRE_MS 1000             /* a retiring connection flushes this long */
 
-static void conn_break(struct wan_conn *c);
-
 size_t
 conn_out_len(const struct wan_conn *c)
 {
@@ -37,7 +35,7 @@ conn_send(struct wan_conn *c, const void *buf, size_t len)
 	if (c->broken || c->dead)
 		return -1;
 	if (evbuffer_add(bufferevent_get_output(c->bev), buf, len) != 0) {
-		conn_break(c);
+		conn_break(c, "out of memory queueing a frame");
 		return -1;
 	}
 	c->bytes_sent += len;
@@ -149,18 +147,18 @@ conn_breakcb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	conn_fail(arg, "out of memory queueing a frame");
+	struct wan_conn *c = arg;
+
+	conn_fail(c, c->break_why);
 }
 
-/* Out of memory while queueing: a frame may be cut, so nothing more goes
- * out on this connection; it fails from the loop (we may be inside loops
- * over the link's connections). The session resends what it carried. */
-static void
-conn_break(struct wan_conn *c)
+void
+conn_break(struct wan_conn *c, const char *why)
 {
 	if (c->broken)
 		return;
 	c->broken = true;
+	c->break_why = why;
 	event_active(c->breakev, 0, 0);
 }
 

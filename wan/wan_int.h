@@ -28,6 +28,7 @@ struct wan_conn {
 	bool hello_rcvd;                /* peer's HELLO in .peer */
 	bool ready;                     /* both HELLOs done, in the link's use */
 	bool dead, broken, closing;
+	const char *break_why;          /* why it broke (conn_break) */
 	double bbr_bw;                  /* BBR's estimate at the last tick,
 	                                   bytes/s (0: not BBR) */
 	bool bbr_startup;               /* and BBR was in STARTUP */
@@ -38,6 +39,10 @@ struct wan_conn {
 	                                   conn_refresh() */
 	unsigned bbr_refreshes;         /* in a row since BBR's own PROBE_RTT */
 	bool bbr_no_refresh;            /* the kernel refused a switch */
+	bool bbr_refreshing;            /* restarted, capped until it leaves
+	                                   STARTUP */
+	bool rto;                       /* TCP was recovering from a
+	                                   retransmission timeout */
 	uint64_t paced_ms;              /* SO_MAX_PACING_RATE set then, or 0 */
 	uint64_t pace_next_ms;          /* not again before; see conn_pace() */
 	struct wan_hello peer;
@@ -62,6 +67,11 @@ size_t conn_out_len(const struct wan_conn *c);
 /* The connection is lost: reported to its link (link_conn_lost) or, with
  * none, to its owner (cbs.down); freed from the loop. */
 void conn_fail(struct wan_conn *c, const char *why);
+/* Nothing more goes out on c (after out of memory a frame may be cut); it
+ * fails from the loop, as callers may be inside loops over the link's
+ * connections, with why (a string that outlives c). The session resends
+ * what it carried. */
+void conn_break(struct wan_conn *c, const char *why);
 /* The link is over: sends what is queued (CLOSE included) for up to a
  * second, then frees; reports nothing. */
 void conn_retire(struct wan_conn *c);

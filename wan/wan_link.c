@@ -62,6 +62,7 @@
 #define REFRESH_MS 8500            /* BBR's minimum RTT lasts 10 s; see
                                       conn_refresh() */
 #define REFRESH_RUN 6              /* then one PROBE_RTT is BBR's own */
+#define BBR_MIN_RTT_MS 10000       /* how long BBR keeps its minimum RTT */
 #define RTT_EXPIRED_MS 11000       /* BBR's minimum RTT is older: it has
                                       been through PROBE_RTT */
 #define REFRESH_BUSY 0.8           /* of BBR's estimate, see conn_refresh() */
@@ -1904,12 +1905,15 @@ conn_sample(struct wan_conn *c)
 	bool probe_rtt;
 
 	c->bbr_bw = 0;
-	c->bbr_startup = c->bbr_probe_bw = false;
+	c->bbr_startup = c->bbr_probe_bw = c->rto = false;
 	c->path_rtt_ms = -1;
 	if (fd < 0)
 		return;
-	if (conn_tcp_info(fd, &t) && t.min_rtt != 0 && t.min_rtt != UINT32_MAX)
-		c->path_rtt_ms = (double)t.min_rtt / 1000.0;
+	if (conn_tcp_info(fd, &t)) {
+		if (t.min_rtt != 0 && t.min_rtt != UINT32_MAX)
+			c->path_rtt_ms = (double)t.min_rtt / 1000.0;
+		c->rto = t.ti.tcpi_ca_state == TCP_CA_Loss;
+	}
 	if (getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, cc, &cclen) != 0 ||
 	    strcmp(cc, "bbr") != 0 ||
 	    getsockopt(fd, IPPROTO_TCP, TCP_CC_INFO, &info, &len) != 0 ||
@@ -1921,18 +1925,23 @@ conn_sample(struct wan_conn *c)
 	c->bbr_bw = (double)((uint64_t)info.bbr.bbr_bw_hi << 32 |
 	    info.bbr.bbr_bw_lo);
 	/* PROBE_BW's cwnd gain is 2; PROBE_RTT is the one mode with both
-	 * gains 1. BBR takes a new minimum RTT when a sample is lower than
-	 * the one it has, and at the end of PROBE_RTT. */
+	 * gains 1. BBR dates its minimum RTT anew when a sample is at or
+	 * below it (only a lower one shows here: an equal one makes the
+	 * next restart early, which costs nothing), and at the end of
+	 * PROBE_RTT. */
 	c->bbr_probe_bw = info.bbr.bbr_cwnd_gain == 2 * 256;
 	probe_rtt = info.bbr.bbr_cwnd_gain == 256 &&
 	    info.bbr.bbr_pacing_gain == 256;
-	/* Not restarted for longer than BBR keeps its minimum: it has been
-	 * in PROBE_RTT (which may fall between two ticks). */
-	if (c->bbr_rtt_stamp_ms != 0 &&
-	    wm_now_ms() - c->bbr_rtt_stamp_ms > RTT_EXPIRED_MS)
-		probe_rtt = true;
 	if (probe_rtt)
 		c->bbr_refreshes = 0;
+	/* Dated longer ago than BBR keeps a minimum: PROBE_RTT came and
+	 * went between two ticks, no sooner than the minimum expired; date
+	 * it then, at the earliest. */
+	if (!probe_rtt && c->bbr_rtt_stamp_ms != 0 &&
+	    wm_now_ms() > c->bbr_rtt_stamp_ms + RTT_EXPIRED_MS) {
+		c->bbr_refreshes = 0;
+		c->bbr_rtt_stamp_ms += BBR_MIN_RTT_MS;
+	}
 	if (c->bbr_rtt_stamp_ms == 0 || probe_rtt ||
 	    (double)info.bbr.bbr_min_rtt / 1000.0 < c->bbr_min_rtt_ms)
 		c->bbr_rtt_stamp_ms = c->bbr_rtt_stamp_ms == 0 ?
@@ -2008,30 +2017,35 @@ conn_pace(struct wan_link *l, struct wan_conn *c, double fair_Bps,
 		c->pace_next_ms = now + PACE_RETRY_MS;
 		return;
 	}
-	if (c->bbr_startup && now - c->paced_ms < PACE_MAX_MS)
+	/* a restarted connection keeps its cap, its old estimate, while in
+	 * STARTUP: if the source cannot keep it busy it never leaves, and
+	 * uncapped STARTUP would burst at 2.89 times the rate */
+	if (c->bbr_startup &&
+	    (c->bbr_refreshing || now - c->paced_ms < PACE_MAX_MS))
 		return;
 	rate = ~0u;	/* no cap */
 	if (setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate,
 	    sizeof(rate)) == 0)
 		c->paced_ms = 0;
+	c->bbr_refreshing = false;
 }
 
 /*
  * BBR (v1, the kernel's) keeps the lowest RTT it saw for 10 s; when that
  * is older, it goes to PROBE_RTT: 4 segments in flight for 200 ms and a
- * round trip, to see the path with its queue drained. It takes a new
- * minimum only from a sample strictly lower than the one it has, which a
- * steady path (150 ms, the queue already drained by PROBE_BW's 0.75
- * phase) seldom gives, so a connection busy for minutes spends a third of
- * a second of every 10 idle. At 1 Gbit/s and 150 ms that is 3 % of the
- * goodput, and a tunnel connection (one TLS connection, the source's
- * bytes always waiting) met it every 10.5 s: the seconds around each
- * measured 400 to 800 Mbit/s against 950.
+ * round trip, to see the path with its queue drained. It dates its
+ * minimum anew only on a sample at or below it, and that minimum was
+ * taken with the queue drained, in PROBE_RTT; under load nearly every
+ * sample carries some queue, so a connection busy for minutes spends a
+ * third of a second of every 10 idle. At 1 Gbit/s and 150 ms that is 3 %
+ * of the goodput, and a tunnel connection (the source's bytes always
+ * waiting) met it every 10.5 s: the seconds around each measured 400 to
+ * 800 Mbit/s against 950.
  *
  * So a connection that BBR runs in PROBE_BW, while the tunnel moves at
- * least REFRESH_BUSY of BBR's estimate (the connection, not the source,
- * is the limit) and no operator rate is set, is restarted REFRESH_MS
- * after BBR last took its minimum, before that expires: its congestion
+ * least REFRESH_BUSY of BBR's estimate (the connections, not the source,
+ * are the limit) and no operator rate is set, is restarted REFRESH_MS
+ * after BBR last dated its minimum, before that expires: its congestion
  * control is switched to reno and back (TCP_CONGESTION), and BBR's init
  * takes the kernel's own minimum RTT of the last 5 minutes (tcpi_min_rtt,
  * from every acknowledgement) as its minimum, dated now. It starts again
@@ -2040,22 +2054,30 @@ conn_pace(struct wan_link *l, struct wan_conn *c, double fair_Bps,
  * and a cap below the estimate (conn_pace() sets one for a new
  * connection) would become the new estimate, holding a connection that
  * was still climbing where it was. BBR sees its rate stop growing within
- * a few round trips and is back in PROBE_BW after 0.75 to 1.25 s; the
- * window it had stays (BBR's init leaves it). Measured with
- * tests/bench/b_goodput.sh (1 Gbit/s, 150 ms, 0.1 % loss, one connection,
- * seconds 5 to 45): 925 and 930 Mbit/s with no PROBE_RTT, against 885 to
- * 897 with one every 10.5 s.
+ * a few round trips and is back in PROBE_BW after 0.75 to 1.25 s; the cap
+ * stays until it is (a connection the source leaves idle never leaves
+ * STARTUP, and keeps the cap). BBR's init leaves the window as it is, but
+ * not what BBR had saved of it: during loss recovery BBR holds it at what
+ * is in flight for a round trip, then grows it again from there, which at
+ * the capped rate is one bandwidth-delay product; after a retransmission
+ * timeout it would grow from one segment, so a connection recovering
+ * from one is not restarted. Measured with tests/bench/b_goodput.sh
+ * (1 Gbit/s, 150 ms, 0.1 % loss, one connection, seconds 5 to 45): 908
+ * to 932 Mbit/s with no PROBE_RTT, against 885 to 897 with one every
+ * 10.5 s.
  *
  * PROBE_RTT also serves to learn that the path's RTT went up (a reroute):
- * only a strictly lower sample or PROBE_RTT moves BBR's minimum, and the
- * kernel's 5-minute minimum would keep the old one. So after REFRESH_RUN
- * restarts in a row, one PROBE_RTT is left to BBR (about one a minute,
- * 0.5 % of the goodput), and a connection whose BBR then holds a minimum
- * above the kernel's is not restarted until the two agree again (the
- * kernel's window forgets the old path within 5 minutes). With an
- * operator rate the connections send below the path's rate and nothing is
- * restarted; nor is a connection that is not busy, which PROBE_RTT costs
- * little.
+ * only PROBE_RTT, or the expiry that leads to it, moves BBR's minimum up,
+ * and each restart puts the kernel's 5-minute minimum back; meanwhile
+ * the old, lower minimum caps the window at twice the rate times the old
+ * RTT. So after REFRESH_RUN restarts in a row one PROBE_RTT is left to
+ * BBR (about one a minute, 0.5 % of the goodput), and a connection whose
+ * BBR then holds a minimum above the kernel's is not restarted until the
+ * two agree again (the kernel's window forgets the old path within 5
+ * minutes). With an operator rate the connections send below the path's
+ * rate and nothing is restarted; nor while the tunnel is not busy, when
+ * PROBE_RTT costs little. If the kernel will not switch back to bbr, the
+ * connection is dropped and redialled rather than left on reno.
  */
 static void
 conn_refresh(struct wan_link *l, struct wan_conn *c, bool busy,
@@ -2065,8 +2087,8 @@ conn_refresh(struct wan_link *l, struct wan_conn *c, bool busy,
 	unsigned rate;
 
 	if (fd < 0 || !busy || !c->bbr_probe_bw || c->paced_ms != 0 ||
-	    c->bbr_no_refresh || c->bbr_bw < 1 || c->path_rtt_ms <= 0 ||
-	    now - c->bbr_rtt_stamp_ms < REFRESH_MS ||
+	    c->bbr_no_refresh || c->rto || c->bbr_bw < 1 ||
+	    c->path_rtt_ms <= 0 || now < c->bbr_rtt_stamp_ms + REFRESH_MS ||
 	    c->bbr_refreshes >= REFRESH_RUN ||
 	    c->bbr_min_rtt_ms > c->path_rtt_ms * 1.05 + 1.0)
 		return;
@@ -2081,11 +2103,17 @@ conn_refresh(struct wan_link *l, struct wan_conn *c, bool busy,
 		return;
 	}
 	if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "bbr", 3) != 0) {
-		log_warnx("peer %s: the kernel took a connection's BBR away "
-		    "(%s); it stays on reno", l->p.peer_site, strerror(errno));
+		/* not on reno for its life: a new connection (redialled)
+		 * gets BBR or the kernel's default, and the session resends
+		 * what this one carried */
+		log_warnx("peer %s: switching a connection back to bbr: %s",
+		    l->p.peer_site, strerror(errno));
 		c->bbr_no_refresh = true;
+		conn_break(c, "congestion control could not be set back to "
+		    "bbr");
 		return;
 	}
+	c->bbr_refreshing = true;
 	c->bbr_startup = true; /* as it now is */
 	c->bbr_probe_bw = false;
 	c->bbr_rtt_stamp_ms = now;
