@@ -83,11 +83,10 @@ int wm_duration_parse(const char *s, uint64_t *out_ms);
 int wm_rate_parse(const char *s, uint64_t *out_bps);
 /* Formats bits per second as wm_rate_parse reads it ("250mbit"). */
 const char *wm_rate_format(uint64_t bps, char *buf, size_t len);
-/* Monotonic clock in milliseconds / microseconds. */
 /* Copies src into dst (size > 0 bytes), cut to fit; always terminated.
  * For reasons and messages, where a cut one beats none. */
 void wm_strcut(char *dst, size_t size, const char *src);
-
+/* Monotonic clock in milliseconds / microseconds. */
 uint64_t wm_now_ms(void);
 uint64_t wm_now_us(void);
 

@@ -145,10 +145,10 @@ wan_conn_close(struct wan_conn *c, const char *why)
 static void
 conn_breakcb(evutil_socket_t fd, short what, void *arg)
 {
-	(void)fd;
-	(void)what;
 	struct wan_conn *c = arg;
 
+	(void)fd;
+	(void)what;
 	conn_fail(c, c->break_why);
 }
 
