@@ -428,6 +428,7 @@ wan_conn_new(struct event_base *base, struct bufferevent *bev,
 	c->keepalive_ms = 5000;
 	c->timeout_ms = 20000;
 	c->created_ms = c->last_rx_ms = wm_now_ms();
+	c->bbr_rtt_stamp_ms = c->created_ms; /* BBR's init, near enough */
 	c->timer = event_new(base, -1, EV_PERSIST, conn_timercb, c);
 	c->reap = event_new(base, -1, 0, conn_reapcb, c);
 	c->breakev = event_new(base, -1, 0, conn_breakcb, c);

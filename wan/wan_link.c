@@ -1937,15 +1937,13 @@ conn_sample(struct wan_conn *c)
 	/* Dated longer ago than BBR keeps a minimum: PROBE_RTT came and
 	 * went between two ticks, no sooner than the minimum expired; date
 	 * it then, at the earliest. */
-	if (!probe_rtt && c->bbr_rtt_stamp_ms != 0 &&
-	    wm_now_ms() > c->bbr_rtt_stamp_ms + RTT_EXPIRED_MS) {
+	if (!probe_rtt && wm_now_ms() > c->bbr_rtt_stamp_ms + RTT_EXPIRED_MS) {
 		c->bbr_refreshes = 0;
 		c->bbr_rtt_stamp_ms += BBR_MIN_RTT_MS;
 	}
-	if (c->bbr_rtt_stamp_ms == 0 || probe_rtt ||
+	if (probe_rtt ||
 	    (double)info.bbr.bbr_min_rtt / 1000.0 < c->bbr_min_rtt_ms)
-		c->bbr_rtt_stamp_ms = c->bbr_rtt_stamp_ms == 0 ?
-		    c->created_ms : wm_now_ms();
+		c->bbr_rtt_stamp_ms = wm_now_ms();
 	c->bbr_min_rtt_ms = (double)info.bbr.bbr_min_rtt / 1000.0;
 }
 
@@ -1990,12 +1988,22 @@ conn_sample(struct wan_conn *c)
  * PROBE_BW's pace (1.25 times every 8 round trips) if the destination
  * speeds up.
  */
+/* Caps fd's pacing at Bps bytes/s, or lifts the cap (Bps < 0). */
+static bool
+conn_set_pacing(evutil_socket_t fd, double Bps)
+{
+	unsigned rate = Bps < 0 ? ~0u : Bps < (double)(UINT32_MAX - 1) ?
+	    (unsigned)Bps : UINT32_MAX - 1;
+
+	return setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate,
+	    sizeof(rate)) == 0;
+}
+
 static void
 conn_pace(struct wan_link *l, struct wan_conn *c, double fair_Bps,
     double share_Bps, bool wan_bound, uint64_t now)
 {
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
-	unsigned rate;
 
 	if (fd < 0)
 		return;
@@ -2007,10 +2015,7 @@ conn_pace(struct wan_link *l, struct wan_conn *c, double fair_Bps,
 		share_Bps *= PACE_GAIN;
 		if (share_Bps > c->bbr_bw)
 			share_Bps = c->bbr_bw;
-		rate = share_Bps < (double)(UINT32_MAX - 1) ?
-		    (unsigned)share_Bps : UINT32_MAX - 1;
-		if (setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate,
-		    sizeof(rate)) == 0) {
+		if (conn_set_pacing(fd, share_Bps)) {
 			c->paced_ms = now;
 			l->st.bbr_paced++;
 		}
@@ -2023,9 +2028,7 @@ conn_pace(struct wan_link *l, struct wan_conn *c, double fair_Bps,
 	if (c->bbr_startup &&
 	    (c->bbr_refreshing || now - c->paced_ms < PACE_MAX_MS))
 		return;
-	rate = ~0u;	/* no cap */
-	if (setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate,
-	    sizeof(rate)) == 0)
+	if (conn_set_pacing(fd, -1))
 		c->paced_ms = 0;
 	c->bbr_refreshing = false;
 }
@@ -2084,7 +2087,6 @@ conn_refresh(struct wan_link *l, struct wan_conn *c, bool busy,
     uint64_t now)
 {
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
-	unsigned rate;
 
 	if (fd < 0 || !busy || !c->bbr_probe_bw || c->paced_ms != 0 ||
 	    c->bbr_no_refresh || c->rto || c->bbr_bw < 1 ||
@@ -2092,10 +2094,7 @@ conn_refresh(struct wan_link *l, struct wan_conn *c, bool busy,
 	    c->bbr_refreshes >= REFRESH_RUN ||
 	    c->bbr_min_rtt_ms > c->path_rtt_ms * 1.05 + 1.0)
 		return;
-	rate = c->bbr_bw < (double)(UINT32_MAX - 1) ?
-	    (unsigned)c->bbr_bw : UINT32_MAX - 1;
-	if (setsockopt(fd, SOL_SOCKET, SO_MAX_PACING_RATE, &rate,
-	    sizeof(rate)) != 0)
+	if (!conn_set_pacing(fd, c->bbr_bw))
 		return;
 	c->paced_ms = now; /* conn_pace() lifts the cap */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "reno", 4) != 0) {
